@@ -1,0 +1,66 @@
+import { Type, type Static, type TSchema } from 'typebox';
+
+export interface KeyDefinition {
+  schema: TSchema;
+  description: string;
+  /** Shown as `***` by `fleetd config` and in logs. */
+  secret?: boolean;
+  /** What the key accepts, in words, where the schema alone does not say it well. */
+  allowed?: string;
+}
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Every configuration key fleetd knows. The same key is `name` in fleetd.yaml, `FLEETD_NAME`
+ * in the environment and `--name` on the command line (camelCase becoming SNAKE_CASE and kebab-case).
+ */
+export const configKeys = {
+  port: { schema: Type.Integer({ minimum: 0, maximum: 65535, default: 7011 }), description: 'TCP port of the HTTP and WebSocket server (Shelly devices dial 7011).' },
+  host: { schema: Type.String({ minLength: 1, default: '0.0.0.0' }), description: 'Address to listen on; 0.0.0.0 so devices on the network can reach the server.' },
+  data: { schema: Type.String({ minLength: 1, default: './fleetd-data' }), description: 'Folder for the SQLite file and the blob store.' },
+  database: {
+    schema: Type.String({ pattern: '^$|^(sqlite:|postgres(ql)?://)', default: '' }),
+    allowed: 'a URL starting with sqlite: or postgres://',
+    description: 'Database URL: `sqlite:PATH` (default `sqlite:<data>/fleetd.db`) or `postgres://user@host:port/db`.',
+    secret: true,
+  },
+  logLevel: { schema: Type.Union(logLevels.map((l) => Type.Literal(l)), { default: 'info' }), description: 'Least severe log level written.' },
+  bodyLimit: { schema: Type.Integer({ minimum: 1024, maximum: 1073741824, default: 1048576 }), description: 'Largest HTTP request body accepted, in bytes.' },
+  trustProxy: { schema: Type.Boolean({ default: false }), description: 'Take the client address from X-Forwarded-For (only behind a reverse proxy you run).' },
+  jwtSecret: {
+    schema: Type.String({ pattern: '^(.{32,})?$', default: '' }),
+    allowed: 'empty, or a text of at least 32 characters',
+    description: 'Secret that signs access tokens; when empty, one is generated once and kept in the database, shared by every node.',
+    secret: true,
+  },
+  accessTokenTtl: { schema: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }), description: 'Lifetime of an access token, in seconds.' },
+  refreshTokenTtl: { schema: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }), description: 'Lifetime of a login session (refresh token and cookie), in seconds.' },
+  cookieSecure: { schema: Type.Boolean({ default: false }), description: 'Mark the session cookie Secure (turn on when served over HTTPS).' },
+  throttleMaxFailures: { schema: Type.Integer({ minimum: 1, maximum: 100000, default: 10 }), description: 'Failed logins (or unknown API keys) from one address before it is blocked.' },
+  throttleWindow: { schema: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }), description: 'Seconds over which failures are counted, and how long a block lasts.' },
+  shutdownTimeout: { schema: Type.Integer({ minimum: 1, maximum: 3600, default: 10 }), description: 'Seconds to finish in-flight requests on SIGTERM before closing anyway.' },
+  oidcIssuer: { schema: Type.String({ default: '' }), description: 'Issuer (`iss`) of external OAuth2/OIDC access tokens to accept; empty turns OIDC off.' },
+  oidcJwksUrl: { schema: Type.String({ default: '' }), description: 'JWKS URL of that issuer (Keycloak: `<realm>/protocol/openid-connect/certs`).' },
+  oidcAudience: { schema: Type.String({ default: '' }), description: 'Required `aud` of external tokens; empty accepts any audience.' },
+  oidcRolesClaim: { schema: Type.String({ minLength: 1, default: 'roles' }), description: 'Claim holding the roles, a dotted path such as `realm_access.roles` (Keycloak).' },
+  oidcRoleMap: {
+    schema: Type.Record(Type.String(), Type.Union(['viewer', 'operator', 'admin', 'owner', 'system_admin'].map((r) => Type.Literal(r))), { default: {} }),
+    description: 'Maps external role names to fleetd roles (`viewer`, `operator`, `admin`, `owner`, `system_admin`); fleetd role names map to themselves.',
+  },
+  oidcOrganization: { schema: Type.String({ minLength: 1, default: 'default' }), description: 'Slug of the organization external users belong to.' },
+  oidcEmailClaim: { schema: Type.String({ minLength: 1, default: 'email' }), description: 'Claim holding the user email.' },
+} satisfies Record<string, KeyDefinition>;
+
+export type ConfigKey = keyof typeof configKeys;
+export const configKeyNames = Object.keys(configKeys) as ConfigKey[];
+
+export const configSchema = Type.Object(
+  Object.fromEntries(configKeyNames.map((k) => [k, configKeys[k].schema])) as { [K in ConfigKey]: (typeof configKeys)[K]['schema'] },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof configSchema>;
+
+export const envName = (key: string) => `FLEETD_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+export const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

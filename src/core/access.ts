@@ -1,0 +1,100 @@
+import { FleetError } from './errors.ts';
+import { atLeast, type Role } from './roles.ts';
+
+/**
+ * Who is asking. Users come with a password login, a session cookie or an external OIDC token;
+ * API keys act for a user inside one organization (never above that user's own role);
+ * devices act only for themselves.
+ */
+export type Principal =
+  | {
+      kind: 'user';
+      userId: string;
+      systemAdmin: boolean;
+      orgRoles: ReadonlyMap<string, Role>;
+      sessionId?: string;
+      via: 'token' | 'cookie' | 'oidc';
+    }
+  | { kind: 'api_key'; keyId: string; userId: string; orgId: string; orgRoles: ReadonlyMap<string, Role> }
+  | { kind: 'device'; deviceId: string; orgId: string; keyId: string };
+
+/** What a principal acts on: an organization's object (optionally owned by a user), a user, or the system. */
+export interface Resource {
+  orgId?: string;
+  /** The user the object belongs to: the user itself, or the owner of an API key. */
+  userId?: string;
+}
+
+type Rule =
+  /** Only system admins. */
+  | { scope: 'system' }
+  /** A user acting on their own account; system admins on anyone's. */
+  | { scope: 'self' }
+  /** Members of the resource's organization with at least `role`; `ownRole` suffices on their own objects. */
+  | { scope: 'org'; role: Role; ownRole?: Role };
+
+const rules = {
+  'org.create': { scope: 'system' },
+  'org.read': { scope: 'org', role: 'viewer' },
+  'org.update': { scope: 'org', role: 'admin' },
+  'org.delete': { scope: 'org', role: 'owner' },
+  'member.read': { scope: 'org', role: 'viewer' },
+  'member.manage': { scope: 'org', role: 'admin' },
+  'apikey.read': { scope: 'org', role: 'admin', ownRole: 'viewer' },
+  'apikey.manage': { scope: 'org', role: 'admin', ownRole: 'viewer' },
+  'audit.read': { scope: 'org', role: 'admin' },
+  'user.list': { scope: 'system' },
+  'user.create': { scope: 'system' },
+  'user.read': { scope: 'self' },
+  'user.update': { scope: 'self' },
+  'user.delete': { scope: 'system' },
+  'system.audit.read': { scope: 'system' },
+} satisfies Record<string, Rule>;
+
+export type Action = keyof typeof rules;
+export const actions = Object.keys(rules) as Action[];
+
+export const principalUserId = (p: Principal): string | undefined => (p.kind === 'device' ? undefined : p.userId);
+
+export const isSystemAdmin = (p: Principal): boolean => p.kind === 'user' && p.systemAdmin;
+
+/** The role the principal holds in an organization, if any. */
+export function roleIn(p: Principal, orgId: string): Role | undefined {
+  return p.kind === 'device' ? undefined : p.orgRoles.get(orgId);
+}
+
+/**
+ * The one decision every route and message type goes through. Returns normally when allowed.
+ * Objects of an organization the principal does not belong to are reported as not found,
+ * so that nobody learns what another organization has.
+ */
+export function authorize(p: Principal, action: Action, resource: Resource = {}): void {
+  if (isSystemAdmin(p)) return;
+  const rule: Rule = rules[action];
+  const userId = principalUserId(p);
+  switch (rule.scope) {
+    case 'system':
+      throw new FleetError('forbidden', `Only system admins may ${describe(action)}`);
+    case 'self':
+      if (userId !== undefined && p.kind === 'user' && resource.userId === userId) return;
+      throw new FleetError('not_found', 'User not found');
+    case 'org': {
+      const role = resource.orgId === undefined ? undefined : roleIn(p, resource.orgId);
+      if (role === undefined) throw new FleetError('not_found', 'Organization not found');
+      const own = rule.ownRole !== undefined && userId !== undefined && resource.userId === userId;
+      if (atLeast(role, own ? rule.ownRole! : rule.role)) return;
+      throw new FleetError('forbidden', `Your role (${role}) may not ${describe(action)}`);
+    }
+  }
+}
+
+export function can(p: Principal, action: Action, resource: Resource = {}): boolean {
+  try {
+    authorize(p, action, resource);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const describe = (action: Action) => action.replace('.', ' ').replace('apikey', 'API key');

@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import Fastify from 'fastify';
+import cookie from '@fastify/cookie';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Registry } from 'prom-client';
+import type { Config } from '../config/keys.ts';
+import { FleetError } from '../core/errors.ts';
+import type { Logger } from '../log.ts';
+import type { Services } from '../services/index.ts';
+import { accessPlugin } from './access.ts';
+import { sendError } from './errors.ts';
+import { metricsPlugin } from './metrics.ts';
+import { openapiPlugin } from './openapi.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { authRoutes } from './routes/auth.ts';
+import { healthRoutes } from './routes/health.ts';
+import { memberRoutes } from './routes/members.ts';
+import { organizationRoutes } from './routes/organizations.ts';
+import { userRoutes } from './routes/users.ts';
+import { ErrorBody } from './schemas.ts';
+import { validatorCompiler } from './validation.ts';
+import { version } from '../version.ts';
+
+export interface AppOptions {
+  config: Config;
+  services: Services;
+  logger: Logger;
+  /** Throws when the node should not receive traffic (shutting down, store unreachable). */
+  ready: () => Promise<void>;
+}
+
+const requestIdPattern = /^[\w.:-]{1,128}$/;
+
+export type App = Awaited<ReturnType<typeof buildApp>>;
+
+export async function buildApp({ config, services, logger, ready }: AppOptions) {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    requestIdHeader: false,
+    // A caller's request id is kept (so logs line up across services) when it is sane.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.addSchema(ErrorBody);
+  app.setErrorHandler((error, request, reply) => sendError(error as Error, request, reply));
+  app.setNotFoundHandler((request, reply) => sendError(new FleetError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`), request, reply));
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await app.register(cookie);
+  await app.register(accessPlugin, { authenticator: services.authenticator });
+  await app.register(metricsPlugin, { registry: new Registry() });
+  await app.register(openapiPlugin, { version });
+  await app.register(healthRoutes, { ready });
+  await app.register(
+    async (api) => {
+      await api.register(authRoutes, { services, cookieSecure: config.cookieSecure });
+      await api.register(organizationRoutes, { services });
+      await api.register(memberRoutes, { services });
+      await api.register(userRoutes, { services });
+      await api.register(apiKeyRoutes, { services });
+      await api.register(auditRoutes, { services });
+    },
+    { prefix: '/api' },
+  );
+  return app;
+}

@@ -1,0 +1,70 @@
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/keys.ts';
+import { maskedConfig } from './config/load.ts';
+import { FleetError } from './core/errors.ts';
+import { buildApp, type App } from './http/app.ts';
+import type { Logger } from './log.ts';
+import { createServices, type Services } from './services/index.ts';
+import { openStore } from './store/store.ts';
+
+export interface RunningServer {
+  url: string;
+  app: App;
+  services: Services;
+  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeout), closes the store. */
+  close(): Promise<void>;
+}
+
+const throttlePruneIntervalMs = 10 * 60_000;
+
+/** Opens the store, migrates it, and serves the API until `close()`. */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const store = openStore(config.database);
+  let closing = false;
+  try {
+    const applied = await store.migrate();
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    const services = await createServices(store, config);
+    const app = await buildApp({
+      config,
+      services,
+      logger,
+      ready: async () => {
+        if (closing) throw new FleetError('unavailable', 'Shutting down');
+        await store.ping().catch((error: unknown) => {
+          throw new FleetError('unavailable', 'Database unreachable', { cause: error });
+        });
+      },
+    });
+    await app.listen({ port: config.port, host: config.host });
+    const { port } = app.server.address() as AddressInfo;
+    const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
+    logger.info({ url, config: maskedConfig(config) }, 'fleetd is serving');
+
+    const pruning = setInterval(() => void services.throttle.prune().catch((error: unknown) => logger.warn({ err: error }, 'throttle prune failed')), throttlePruneIntervalMs);
+    pruning.unref();
+
+    const close = async () => {
+      if (closing) return;
+      closing = true;
+      clearInterval(pruning);
+      const timer = setTimeout(() => {
+        logger.warn('shutdown timeout: closing remaining connections');
+        app.server.closeAllConnections();
+      }, config.shutdownTimeout * 1000);
+      await app.close();
+      clearTimeout(timer);
+      await store.close();
+      logger.info('fleetd stopped');
+    };
+    return { url, app, services, close };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** Whether any system admin exists: a first start without one tells how to make one. */
+export async function hasSystemAdmin(services: Services): Promise<boolean> {
+  return (await services.store.db.selectFrom('users').select('id').where('system_admin', '=', 1).executeTakeFirst()) !== undefined;
+}

@@ -1,0 +1,76 @@
+import { decodeJwt } from 'jose';
+import type { Principal } from '../core/access.ts';
+import { unauthenticated } from '../core/errors.ts';
+import { looksLikeApiKey } from '../core/secrets.ts';
+import type { ApiKeys } from './api-keys.ts';
+import type { OidcTokens } from './oidc.ts';
+import type { Sessions } from './sessions.ts';
+import type { Throttle } from './throttle.ts';
+
+/** The credentials a request or connection presents, whatever the protocol carried them in. */
+export interface Credentials {
+  /** The `Authorization` header, `Bearer <token>` or RDFM's `Bearer token=<token>`. */
+  authorization?: string;
+  /** A bare token from a URL or subprotocol, for clients that cannot set headers. */
+  token?: string;
+  sessionCookie?: string;
+  csrfHeader?: string;
+  unsafeMethod?: boolean;
+  ip?: string;
+}
+
+/**
+ * Turns credentials into a principal: an API key, one of our access tokens, an external OIDC
+ * token, or a browser session cookie. A wrong credential counts against the source address;
+ * once blocked, further wrong ones are refused with 429 while valid ones still pass.
+ */
+export class Authenticator {
+  constructor(
+    private readonly apiKeys: ApiKeys,
+    private readonly sessions: Sessions,
+    private readonly oidc: OidcTokens | undefined,
+    private readonly throttle: Throttle,
+  ) {}
+
+  /** Undefined when no credentials were presented at all. */
+  async authenticate(credentials: Credentials): Promise<Principal | undefined> {
+    const token = credentials.token ?? bearerToken(credentials.authorization);
+    if (token !== undefined) {
+      const principal = await this.fromToken(token);
+      if (principal) return principal;
+      return this.refuse(credentials.ip, 'Invalid, expired or revoked credentials');
+    }
+    if (credentials.sessionCookie) {
+      const principal = await this.sessions.principalForCookie(credentials.sessionCookie, credentials.csrfHeader, credentials.unsafeMethod ?? false);
+      if (principal) return principal;
+      return this.refuse(credentials.ip, 'Session has ended; log in again');
+    }
+    return undefined;
+  }
+
+  private async fromToken(token: string): Promise<Principal | undefined> {
+    if (looksLikeApiKey(token)) return this.apiKeys.authenticate(token);
+    let issuer: unknown;
+    try {
+      issuer = decodeJwt(token).iss;
+    } catch {
+      return undefined;
+    }
+    if (this.oidc?.claims(issuer)) return this.oidc.principal(token);
+    return this.sessions.principalForAccessToken(token);
+  }
+
+  private async refuse(ip: string | undefined, message: string): Promise<never> {
+    const key = `key:${ip ?? 'unknown'}`;
+    await this.throttle.assertAllowed(key);
+    await this.throttle.recordFailure(key);
+    throw unauthenticated(message);
+  }
+}
+
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(?:token=)?(\S+)\s*$/i.exec(header);
+  if (!match) throw unauthenticated('Authorization header must be "Bearer <token>"');
+  return match[1];
+}

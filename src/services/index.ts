@@ -1,0 +1,50 @@
+import type { Config } from '../config/keys.ts';
+import type { Store } from '../store/store.ts';
+import { ApiKeys } from './api-keys.ts';
+import { Authenticator } from './authenticator.ts';
+import { Memberships } from './memberships.ts';
+import { OidcTokens } from './oidc.ts';
+import { Organizations } from './organizations.ts';
+import { loadJwtSecret, Sessions } from './sessions.ts';
+import { Throttle } from './throttle.ts';
+import { Users } from './users.ts';
+
+/** The use cases of fleetd's core, shared by every protocol adapter. */
+export interface Services {
+  store: Store;
+  organizations: Organizations;
+  users: Users;
+  memberships: Memberships;
+  apiKeys: ApiKeys;
+  sessions: Sessions;
+  throttle: Throttle;
+  authenticator: Authenticator;
+}
+
+export async function createServices(store: Store, config: Config): Promise<Services> {
+  const throttle = new Throttle(store.db, { maxFailures: config.throttleMaxFailures, windowSeconds: config.throttleWindow });
+  const jwtSecret = await loadJwtSecret(store.db, config.jwtSecret);
+  const sessions = new Sessions(store, { accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl, jwtSecret }, throttle);
+  const apiKeys = new ApiKeys(store);
+  const oidc = config.oidcIssuer
+    ? new OidcTokens(store, {
+        issuer: config.oidcIssuer,
+        jwksUrl: config.oidcJwksUrl,
+        audience: config.oidcAudience,
+        rolesClaim: config.oidcRolesClaim,
+        roleMap: config.oidcRoleMap as Record<string, never>,
+        organization: config.oidcOrganization,
+        emailClaim: config.oidcEmailClaim,
+      })
+    : undefined;
+  return {
+    store,
+    organizations: new Organizations(store),
+    users: new Users(store),
+    memberships: new Memberships(store),
+    apiKeys,
+    sessions,
+    throttle,
+    authenticator: new Authenticator(apiKeys, sessions, oidc, throttle),
+  };
+}

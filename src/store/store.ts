@@ -1,0 +1,86 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Dialect, type MigrationProvider, type Transaction } from 'kysely';
+import pg from 'pg';
+import { FleetError } from '../core/errors.ts';
+import { migrations } from './migrations/index.ts';
+import type { Database } from './schema.ts';
+
+/** Either the database or a transaction on it: every query function takes one. */
+export type Db = Kysely<Database> | Transaction<Database>;
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+/**
+ * Persistence: one query layer (Kysely) over two implementations chosen by the database URL.
+ * Whatever must be shared between fleetd nodes lives here.
+ */
+export interface Store {
+  readonly kind: StoreKind;
+  readonly db: Kysely<Database>;
+  /** Runs `work` in one transaction: all of it is stored, or none. */
+  transaction<T>(work: (tx: Transaction<Database>) => Promise<T>): Promise<T>;
+  /** Applies pending migrations; returns the names applied. */
+  migrate(): Promise<string[]>;
+  /** Names of the migrations that are not applied yet. */
+  pendingMigrations(): Promise<string[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function storeKind(url: string): StoreKind {
+  if (url.startsWith('sqlite:')) return 'sqlite';
+  if (/^postgres(ql)?:\/\//.test(url)) return 'postgres';
+  throw new FleetError('validation_failed', `Unsupported database URL ${JSON.stringify(url)}: use sqlite:PATH or postgres://...`);
+}
+
+function sqliteDialect(url: string): Dialect {
+  const path = url.slice('sqlite:'.length);
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const database = new SqliteDatabase(path);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  database.pragma('foreign_keys = ON');
+  // Another process (the CLI beside a running server) may hold the write lock for a moment.
+  database.pragma('busy_timeout = 5000');
+  return new SqliteDialect({ database });
+}
+
+function postgresDialect(url: string): Dialect {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle client whose server went away emits an error; the pool replaces it on next use.
+  pool.on('error', () => {});
+  return new PostgresDialect({ pool });
+}
+
+const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
+
+export function openStore(url: string): Store {
+  const kind = storeKind(url);
+  const db = new Kysely<Database>({ dialect: kind === 'sqlite' ? sqliteDialect(url) : postgresDialect(url) });
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  return {
+    kind,
+    db,
+    transaction: (work) => db.transaction().execute(work),
+    async migrate() {
+      const { error, results } = await migrator.migrateToLatest();
+      if (error) throw new FleetError('internal', `Migration failed: ${(error as Error).message}`, { cause: error });
+      return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    },
+    async pendingMigrations() {
+      return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
+    },
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/** True when `error` is the database refusing a duplicate of a unique column. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
