@@ -124,6 +124,7 @@ function allowed(schema: TSchema): string {
     case 'boolean':
       return 'true or false';
     case 'string':
+      if (s.minLength === 1) return 'a non-empty text';
       return s.minLength ? `a text of at least ${String(s.minLength)} characters` : 'a text';
     case 'object':
       return `a mapping whose values are ${allowed(s.additionalProperties as TSchema ?? (Object.values(s.patternProperties as object)[0] as TSchema))}`;

@@ -23,6 +23,8 @@ export interface Resource {
   orgId?: string;
   /** The user the object belongs to: the user itself, or the owner of an API key. */
   userId?: string;
+  /** The device the object is, or belongs to. */
+  deviceId?: string;
 }
 
 type Rule =
@@ -30,8 +32,11 @@ type Rule =
   | { scope: 'system' }
   /** A user acting on their own account; system admins on anyone's. */
   | { scope: 'self' }
-  /** Members of the resource's organization with at least `role`; `ownRole` suffices on their own objects. */
-  | { scope: 'org'; role: Role; ownRole?: Role };
+  /**
+   * Members of the resource's organization with at least `role`; `ownRole` suffices on their own
+   * objects; with `device: 'self'` a device may act on itself.
+   */
+  | { scope: 'org'; role: Role; ownRole?: Role; device?: 'self' };
 
 const rules = {
   'org.create': { scope: 'system' },
@@ -43,6 +48,8 @@ const rules = {
   'apikey.read': { scope: 'org', role: 'admin', ownRole: 'viewer' },
   'apikey.manage': { scope: 'org', role: 'admin', ownRole: 'viewer' },
   'audit.read': { scope: 'org', role: 'admin' },
+  'device.read': { scope: 'org', role: 'viewer', device: 'self' },
+  'device.manage': { scope: 'org', role: 'admin' },
   'user.list': { scope: 'system' },
   'user.create': { scope: 'system' },
   'user.read': { scope: 'self' },
@@ -79,6 +86,7 @@ export function authorize(p: Principal, action: Action, resource: Resource = {})
       if (userId !== undefined && p.kind === 'user' && resource.userId === userId) return;
       throw new FleetError('not_found', 'User not found');
     case 'org': {
+      if (p.kind === 'device' && rule.device === 'self' && resource.orgId === p.orgId && resource.deviceId === p.deviceId) return;
       const role = resource.orgId === undefined ? undefined : roleIn(p, resource.orgId);
       if (role === undefined) throw new FleetError('not_found', 'Organization not found');
       const own = rule.ownRole !== undefined && userId !== undefined && resource.userId === userId;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify from 'fastify';
+import Fastify, { type RouteOptions } from 'fastify';
 import cookie from '@fastify/cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Registry } from 'prom-client';
@@ -8,11 +8,12 @@ import { FleetError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
 import type { Services } from '../services/index.ts';
 import { accessPlugin } from './access.ts';
-import { sendError } from './errors.ts';
+import { clientErrorHandler, sendError } from './errors.ts';
 import { metricsPlugin } from './metrics.ts';
 import { openapiPlugin } from './openapi.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { deviceRoutes } from './routes/devices.ts';
 import { authRoutes } from './routes/auth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { memberRoutes } from './routes/members.ts';
@@ -28,13 +29,15 @@ export interface AppOptions {
   logger: Logger;
   /** Throws when the node should not receive traffic (shutting down, store unreachable). */
   ready: () => Promise<void>;
+  /** Sees every route as it is registered, before any other hook: how a test finds routes that declare no access. */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
-export async function buildApp({ config, services, logger, ready }: AppOptions) {
+export async function buildApp({ config, services, logger, ready, onRoute }: AppOptions) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.bodyLimit,
@@ -47,9 +50,16 @@ export async function buildApp({ config, services, logger, ready }: AppOptions) 
     },
     ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
+    // Refusals made before routing (an over-long path parameter, a malformed URL, headers too large)
+    // get the same error body as every other.
+    frameworkErrors: (error, request, reply) => sendError(error, request, reply),
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  if (onRoute) app.addHook('onRoute', onRoute);
 
   app.setValidatorCompiler(validatorCompiler);
+  // The API takes JSON only: a text body is refused (415) instead of reaching validation as a string.
+  app.removeContentTypeParser('text/plain');
   app.addSchema(ErrorBody);
   app.setErrorHandler((error, request, reply) => sendError(error as Error, request, reply));
   app.setNotFoundHandler((request, reply) => sendError(new FleetError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`), request, reply));
@@ -69,6 +79,7 @@ export async function buildApp({ config, services, logger, ready }: AppOptions) 
       await api.register(memberRoutes, { services });
       await api.register(userRoutes, { services });
       await api.register(apiKeyRoutes, { services });
+      await api.register(deviceRoutes, { services });
       await api.register(auditRoutes, { services });
     },
     { prefix: '/api' },

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { errorCodes, FleetError, type ErrorCode } from '../core/errors.ts';
 import { describeErrors } from '../core/validation.ts';
@@ -41,4 +43,24 @@ export function sendError(error: Error, request: FastifyRequest, reply: FastifyR
   if (fleet.retryAfter !== undefined) reply.header('retry-after', String(fleet.retryAfter));
   const body = { error: { code: fleet.code, message: fleet.message, ...(fleet.details !== undefined && { details: fleet.details }) } };
   return reply.status(fleet.httpStatus).type('application/json').send(body);
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (headers too large, malformed, too slow)
+ * get the same error body as every other refusal, written straight to the socket, which then closes.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'The request took too long to arrive']
+        : [400, 'Malformed HTTP request'];
+  const body = JSON.stringify({ error: { code: 'bad_request', message } });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
 }

@@ -8,6 +8,7 @@ import type { Store } from '../store/store.ts';
 import { nowIso, paginate, type Page, type PageRequest } from '../store/page.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
+import { findDevice } from './devices.ts';
 import { Organizations } from './organizations.ts';
 
 export interface ApiKey {
@@ -43,6 +44,12 @@ const toApiKey = (row: Database['api_keys']): ApiKey => ({
   revokedBy: row.revoked_by,
 });
 
+interface KeyBinding {
+  userId: string | null;
+  deviceId: string | null;
+  role: Role | null;
+}
+
 /** How often a key's last use is written back: often enough to be useful, rarely enough to cost nothing. */
 const lastUsedResolutionMs = 60_000;
 
@@ -54,22 +61,23 @@ export class ApiKeys {
   }
 
   /**
-   * Creates a key acting for a user (by default the caller) with at most that user's role.
-   * The secret is in the result and nowhere else: it is stored only as a hash.
+   * Creates a key acting for a user (by default the caller) with at most that user's role, or, with
+   * `deviceId`, a key a device authenticates with (admins only). The secret is in the result and
+   * nowhere else: it is stored only as a hash.
    */
-  async create(actor: Actor, orgIdOrSlug: string, input: { name: string; userId?: string; role?: Role; expiresAt?: string }): Promise<ApiKey & { key: string }> {
+  async create(
+    actor: Actor,
+    orgIdOrSlug: string,
+    input: { name: string; userId?: string; deviceId?: string; role?: Role; expiresAt?: string },
+  ): Promise<ApiKey & { key: string }> {
     const p = actor.principal;
     const org = await this.organizations.get(p, orgIdOrSlug);
     if (p.kind !== 'user') throw forbidden('API keys are created by users, not by other keys or devices');
-    const userId = input.userId ?? p.userId;
-    authorize(p, 'apikey.manage', { orgId: org.id, userId });
-    const membership = await this.store.db.selectFrom('memberships').select('role').where('org_id', '=', org.id).where('user_id', '=', userId).executeTakeFirst();
-    if (!membership) throw notFound('Member');
-    const userRole = membership.role as Role;
-    const role = input.role ?? userRole;
-    if (!atLeast(userRole, role)) throw forbidden(`The key's user is ${userRole} in this organization; a key cannot be ${role}`);
-    if (!isSystemAdmin(p) && !atLeast(roleIn(p, org.id)!, role)) throw forbidden(`Your role may not create a ${role} key`);
+    if (input.deviceId !== undefined && (input.userId !== undefined || input.role !== undefined)) {
+      throw badRequest('A key is bound to a user (userId, role) or to a device (deviceId), not both');
+    }
     if (input.expiresAt !== undefined && Date.parse(input.expiresAt) <= Date.now()) throw badRequest('expiresAt is in the past');
+    const bound = input.deviceId !== undefined ? await this.deviceBinding(p, org.id, input.deviceId) : await this.userBinding(p, org.id, input.userId ?? p.userId, input.role);
 
     const secret = newApiKey();
     const row: Database['api_keys'] = {
@@ -78,9 +86,9 @@ export class ApiKeys {
       prefix: secret.prefix,
       secret_hash: secret.secretHash,
       name: input.name,
-      user_id: userId,
-      device_id: null,
-      role,
+      user_id: bound.userId,
+      device_id: bound.deviceId,
+      role: bound.role,
       created_by: p.userId,
       created_at: nowIso(),
       expires_at: input.expiresAt ? new Date(input.expiresAt).toISOString() : null,
@@ -90,9 +98,26 @@ export class ApiKeys {
     };
     await this.store.transaction(async (tx) => {
       await tx.insertInto('api_keys').values(row).execute();
-      await recordAudit(tx, actor, { orgId: org.id, action: 'api_key.create', target: { type: 'api_key', id: row.id }, details: { name: row.name, userId, role } });
+      await recordAudit(tx, actor, { orgId: org.id, action: 'api_key.create', target: { type: 'api_key', id: row.id }, details: { name: row.name, ...bound } });
     });
     return { ...toApiKey(row), key: secret.key };
+  }
+
+  private async userBinding(p: Principal, orgId: string, userId: string, requested: Role | undefined): Promise<KeyBinding> {
+    authorize(p, 'apikey.manage', { orgId, userId });
+    const membership = await this.store.db.selectFrom('memberships').select('role').where('org_id', '=', orgId).where('user_id', '=', userId).executeTakeFirst();
+    if (!membership) throw notFound('Member');
+    const userRole = membership.role as Role;
+    const role = requested ?? userRole;
+    if (!atLeast(userRole, role)) throw forbidden(`The key's user is ${userRole} in this organization; a key cannot be ${role}`);
+    if (!isSystemAdmin(p) && !atLeast(roleIn(p, orgId)!, role)) throw forbidden(`Your role may not create a ${role} key`);
+    return { userId, deviceId: null, role };
+  }
+
+  private async deviceBinding(p: Principal, orgId: string, deviceId: string): Promise<KeyBinding> {
+    authorize(p, 'apikey.manage', { orgId });
+    if (!(await findDevice(this.store.db, orgId, deviceId))) throw notFound('Device');
+    return { userId: null, deviceId, role: null };
   }
 
   /** Admins see every key of the organization; other members only their own. */

@@ -2,6 +2,7 @@ import type { Config } from '../config/keys.ts';
 import type { Store } from '../store/store.ts';
 import { ApiKeys } from './api-keys.ts';
 import { Authenticator } from './authenticator.ts';
+import { Devices } from './devices.ts';
 import { Memberships } from './memberships.ts';
 import { OidcTokens } from './oidc.ts';
 import { Organizations } from './organizations.ts';
@@ -16,6 +17,7 @@ export interface Services {
   users: Users;
   memberships: Memberships;
   apiKeys: ApiKeys;
+  devices: Devices;
   sessions: Sessions;
   throttle: Throttle;
   authenticator: Authenticator;
@@ -43,6 +45,7 @@ export async function createServices(store: Store, config: Config): Promise<Serv
     users: new Users(store),
     memberships: new Memberships(store),
     apiKeys,
+    devices: new Devices(store),
     sessions,
     throttle,
     authenticator: new Authenticator(apiKeys, sessions, oidc, throttle),

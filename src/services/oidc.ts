@@ -3,7 +3,7 @@ import type { Principal } from '../core/access.ts';
 import { unauthenticated } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { isRole, roleRank, type Role } from '../core/roles.ts';
-import type { Store } from '../store/store.ts';
+import { isUniqueViolation, type Store } from '../store/store.ts';
 import { nowIso } from '../store/page.ts';
 import { systemActor } from './actor.ts';
 import { recordAudit } from './audit.ts';
@@ -69,7 +69,9 @@ export class OidcTokens {
     let role: Role | undefined;
     let systemAdmin = false;
     for (const name of Array.isArray(names) ? names : typeof names === 'string' ? names.split(/[\s,]+/) : []) {
-      const mapped = this.settings.roleMap[String(name)] ?? (isRole(name) || name === 'system_admin' ? name : undefined);
+      const key = String(name);
+      // Own keys only: a role named like an Object property ("constructor") is not in the map.
+      const mapped = (Object.hasOwn(this.settings.roleMap, key) ? this.settings.roleMap[key] : undefined) ?? (isRole(name) || name === 'system_admin' ? name : undefined);
       if (mapped === 'system_admin') systemAdmin = true;
       else if (mapped && (!role || roleRank(mapped) > roleRank(role))) role = mapped;
     }
@@ -79,8 +81,21 @@ export class OidcTokens {
   private async findOrCreateUser(subject: string, email: string, emailVerified: boolean, name: unknown): Promise<string> {
     const bySubject = await this.store.db.selectFrom('users').select('id').where('external_subject', '=', subject).executeTakeFirst();
     if (bySubject) return bySubject.id;
+    try {
+      return await this.createOrLinkUser(subject, email, emailVerified, name);
+    } catch (error) {
+      // A new user's first requests come in parallel: the one that loses the race finds the user the other made.
+      const made = isUniqueViolation(error) && (await this.store.db.selectFrom('users').select('id').where('external_subject', '=', subject).executeTakeFirst());
+      if (made) return made.id;
+      throw error;
+    }
+  }
+
+  private createOrLinkUser(subject: string, email: string, emailVerified: boolean, name: unknown): Promise<string> {
     return this.store.transaction(async (tx) => {
       const byEmail = await tx.selectFrom('users').select(['id', 'external_subject']).where('email', '=', email).executeTakeFirst();
+      // Made meanwhile by a parallel request of the same identity.
+      if (byEmail?.external_subject === subject) return byEmail.id;
       if (byEmail) {
         // Linking an existing account to an external identity needs the issuer's word that the email is theirs.
         if (!emailVerified || byEmail.external_subject !== null) throw unauthenticated('This email belongs to another account; the issuer must mark it verified to link it');
@@ -105,8 +120,14 @@ export class OidcTokens {
     await this.store.transaction(async (tx) => {
       const now = nowIso();
       if (!role) await tx.deleteFrom('memberships').where('org_id', '=', orgId).where('user_id', '=', userId).execute();
-      else if (current) await tx.updateTable('memberships').set({ role, updated_at: now }).where('org_id', '=', orgId).where('user_id', '=', userId).execute();
-      else await tx.insertInto('memberships').values({ org_id: orgId, user_id: userId, role, created_at: now, updated_at: now }).execute();
+      else {
+        // An upsert: a parallel request of the same user may have made the membership since `current` was read.
+        await tx
+          .insertInto('memberships')
+          .values({ org_id: orgId, user_id: userId, role, created_at: now, updated_at: now })
+          .onConflict((oc) => oc.columns(['org_id', 'user_id']).doUpdateSet({ role, updated_at: now }))
+          .execute();
+      }
       await recordAudit(tx, systemActor, { orgId, action: 'member.sync_external', target: { type: 'user', id: userId }, details: { from: current?.role ?? null, to: role ?? null } });
     });
   }

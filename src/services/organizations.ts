@@ -36,13 +36,22 @@ export async function findOrganization(db: Db, idOrSlug: string): Promise<Organi
   return row && toOrganization(row);
 }
 
+/**
+ * The organization, for a service that then authorizes its own action on it: an unknown
+ * organization and one the principal may not see are both not found.
+ */
+export async function requireOrganization(db: Db, idOrSlug: string): Promise<Organization> {
+  const org = await findOrganization(db, idOrSlug);
+  if (!org) throw notFound('Organization');
+  return org;
+}
+
 export class Organizations {
   constructor(private readonly store: Store) {}
 
   /** The organization, if the principal may do `org.read` on it; others' are reported as not found. */
   async get(principal: Principal, idOrSlug: string): Promise<Organization> {
-    const org = await findOrganization(this.store.db, idOrSlug);
-    if (!org) throw notFound('Organization');
+    const org = await requireOrganization(this.store.db, idOrSlug);
     authorize(principal, 'org.read', { orgId: org.id });
     return org;
   }

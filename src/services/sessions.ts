@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { FleetError, unauthenticated } from '../core/errors.ts';
 import { newId, randomToken } from '../core/ids.ts';
@@ -46,16 +47,22 @@ export async function loadJwtSecret(db: Db, configured: string): Promise<string>
   return row.value;
 }
 
+async function revokeSession(db: Db, sessionId: string): Promise<void> {
+  await db.updateTable('sessions').set({ revoked_at: nowIso() }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
+}
+
 /** Logins, refresh-token rotation, logout, and the principal behind an access token or session cookie. */
 export class Sessions {
-  private readonly key: Uint8Array;
+  /** Imported once: given raw bytes, jose imports the key anew for every token it signs or checks. */
+  private readonly key: Promise<webcrypto.CryptoKey>;
 
   constructor(
     private readonly store: Store,
     private readonly settings: SessionSettings,
     private readonly throttle: Throttle,
   ) {
-    this.key = new TextEncoder().encode(settings.jwtSecret);
+    this.key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(settings.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    this.key.catch(() => {}); // a failure surfaces where the key is used
   }
 
   async login(email: string, password: string, client: ClientInfo, options: { browser?: boolean } = {}): Promise<Tokens> {
@@ -89,10 +96,10 @@ export class Sessions {
           user_agent: client.userAgent?.slice(0, 300) ?? null,
         })
         .execute();
-      const actor = { principal: { kind: 'user', userId: row.id, systemAdmin: false, orgRoles: new Map(), via: 'token' } as const, ...client };
-      await recordAudit(tx, actor, { orgId: null, action: 'auth.login', target: { type: 'session', id: sessionId }, details: { browser: Boolean(csrfToken) } });
+      const principal = { kind: 'user', userId: row.id, systemAdmin: false, orgRoles: new Map(), via: 'token' } as const;
+      await recordAudit(tx, { principal, ip: client.ip, requestId: client.requestId }, { orgId: null, action: 'auth.login', target: { type: 'session', id: sessionId }, details: { browser: Boolean(csrfToken) } });
     });
-    return { ...(await this.issue(row.id, sessionId, refreshToken)), csrfToken, user: toUser(row) };
+    return { ...(await this.issue(row.id, sessionId, refreshToken, this.settings.refreshTokenTtl)), csrfToken, user: toUser(row) };
   }
 
   /**
@@ -104,8 +111,11 @@ export class Sessions {
     const session = await this.store.db.selectFrom('sessions').selectAll().where('refresh_hash', '=', hash).executeTakeFirst();
     if (!session) {
       const replayed = await this.store.db.selectFrom('sessions').select('id').where('previous_refresh_hash', '=', hash).executeTakeFirst();
-      if (replayed) await this.revoke(replayed.id);
-      await this.throttle.recordFailure(`key:${client.ip ?? 'unknown'}`);
+      if (replayed) await revokeSession(this.store.db, replayed.id);
+      // Like a wrong API key: counted, and refused with 429 while the address is blocked.
+      const throttleKey = `key:${client.ip ?? 'unknown'}`;
+      await this.throttle.assertAllowed(throttleKey);
+      await this.throttle.recordFailure(throttleKey);
       throw unauthenticated('Refresh token is not valid');
     }
     if (session.revoked_at !== null || Date.parse(session.expires_at) <= Date.now()) throw unauthenticated('Session has ended; log in again');
@@ -119,20 +129,24 @@ export class Sessions {
     // Two refreshes racing with the same token: only one wins.
     if (rotated.numUpdatedRows === 0n) throw unauthenticated('Refresh token is not valid');
     const user = await this.store.db.selectFrom('users').selectAll().where('id', '=', session.user_id).executeTakeFirstOrThrow();
-    return { ...(await this.issue(session.user_id, session.id, next)), user: toUser(user) };
+    const remaining = Math.floor((Date.parse(session.expires_at) - Date.now()) / 1000);
+    return { ...(await this.issue(session.user_id, session.id, next, remaining)), user: toUser(user) };
   }
 
   async logout(principal: Principal, client: ClientInfo): Promise<void> {
     if (principal.kind !== 'user' || !principal.sessionId) throw new FleetError('bad_request', 'Only a login session can log out; API keys are revoked instead');
-    await this.revoke(principal.sessionId);
-    await recordAudit(this.store.db, { principal, ...client }, { orgId: null, action: 'auth.logout', target: { type: 'session', id: principal.sessionId } });
+    const sessionId = principal.sessionId;
+    await this.store.transaction(async (tx) => {
+      await revokeSession(tx, sessionId);
+      await recordAudit(tx, { principal, ip: client.ip, requestId: client.requestId }, { orgId: null, action: 'auth.logout', target: { type: 'session', id: sessionId } });
+    });
   }
 
   /** The user behind one of our access tokens, or undefined when the token is not ours or not valid. */
   async principalForAccessToken(token: string): Promise<Principal | undefined> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { issuer, audience, algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(token, await this.key, { issuer, audience, algorithms: ['HS256'] }));
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw unauthenticated('Access token has expired; refresh it');
       return undefined;
@@ -167,11 +181,8 @@ export class Sessions {
     };
   }
 
-  private async revoke(sessionId: string): Promise<void> {
-    await this.store.db.updateTable('sessions').set({ revoked_at: nowIso() }).where('id', '=', sessionId).where('revoked_at', 'is', null).execute();
-  }
-
-  private async issue(userId: string, sessionId: string, refreshToken: string) {
+  /** Signs an access token for the session; `refreshExpiresIn` is what remains of the session. */
+  private async issue(userId: string, sessionId: string, refreshToken: string, refreshExpiresIn: number) {
     const accessToken = await new SignJWT({ sid: sessionId })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(userId)
@@ -179,13 +190,13 @@ export class Sessions {
       .setAudience(audience)
       .setIssuedAt()
       .setExpirationTime(Math.floor(Date.now() / 1000) + this.settings.accessTokenTtl)
-      .sign(this.key);
+      .sign(await this.key);
     return {
       accessToken,
       tokenType: 'Bearer' as const,
       expiresIn: this.settings.accessTokenTtl,
       refreshToken,
-      refreshExpiresIn: this.settings.refreshTokenTtl,
+      refreshExpiresIn,
       sessionId,
     };
   }

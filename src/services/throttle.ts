@@ -1,5 +1,6 @@
 import { FleetError } from '../core/errors.ts';
-import type { Db } from '../store/store.ts';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../store/schema.ts';
 import { nowIso } from '../store/page.ts';
 
 export interface ThrottleLimits {
@@ -14,7 +15,7 @@ export interface ThrottleLimits {
  */
 export class Throttle {
   constructor(
-    private readonly db: Db,
+    private readonly db: Kysely<Database>,
     private readonly limits: ThrottleLimits,
   ) {}
 
@@ -32,19 +33,24 @@ export class Throttle {
   async recordFailure(key: string): Promise<boolean> {
     const now = Date.now();
     const windowMs = this.limits.windowSeconds * 1000;
-    return this.db.transaction().execute(async (tx) => {
-      const row = await tx.selectFrom('auth_throttle').selectAll().where('key', '=', key).executeTakeFirst();
-      const fresh = !row || Date.parse(row.window_start) + windowMs <= now;
-      const failures = fresh ? 1 : row.failures + 1;
-      const blockedUntil = failures >= this.limits.maxFailures ? nowIso(now + windowMs) : null;
-      const values = { failures, window_start: fresh ? nowIso(now) : row.window_start, blocked_until: blockedUntil };
-      await tx
-        .insertInto('auth_throttle')
-        .values({ key, ...values })
-        .onConflict((oc) => oc.column('key').doUpdateSet(values))
-        .execute();
-      return blockedUntil !== null;
-    });
+    const blockedUntil = nowIso(now + windowMs);
+    // One statement counting on the stored row: concurrent failures (other requests, other nodes)
+    // all add up, where reading the count first and writing it after loses some on PostgreSQL.
+    const fresh = sql<boolean>`auth_throttle.window_start <= ${nowIso(now - windowMs)}`;
+    const failures = sql<number>`case when ${fresh} then 1 else auth_throttle.failures + 1 end`;
+    const row = await this.db
+      .insertInto('auth_throttle')
+      .values({ key, failures: 1, window_start: nowIso(now), blocked_until: this.limits.maxFailures <= 1 ? blockedUntil : null })
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet({
+          failures,
+          window_start: sql<string>`case when ${fresh} then ${nowIso(now)} else auth_throttle.window_start end`,
+          blocked_until: sql<string | null>`case when ${failures} >= ${this.limits.maxFailures} then ${blockedUntil} else null end`,
+        }),
+      )
+      .returning('blocked_until')
+      .executeTakeFirstOrThrow();
+    return row.blocked_until !== null;
   }
 
   /** Forgets entries whose window and block are both over. */

@@ -146,7 +146,15 @@ export class Users {
   }
 }
 
+/*
+ * The two checks below run inside the change's transaction and first lock the rows they count (a
+ * no-op update holds row locks until commit). PostgreSQL reads what is committed: without the lock,
+ * two of the last two admins or owners removing each other at once would each see the other remain.
+ * SQLite runs one write transaction at a time, so there the lock costs nothing.
+ */
+
 async function assertAnotherSystemAdmin(db: Db, userId: string): Promise<void> {
+  await db.updateTable('users').set((eb) => ({ system_admin: eb.ref('system_admin') })).where('system_admin', '=', 1).execute();
   const other = await db.selectFrom('users').select('id').where('system_admin', '=', 1).where('id', '!=', userId).executeTakeFirst();
   if (!other) throw conflict('This is the last system admin; make another one first');
 }
@@ -155,7 +163,9 @@ async function assertAnotherSystemAdmin(db: Db, userId: string): Promise<void> {
 export async function assertNotLastOwner(db: Db, userId: string, orgId?: string): Promise<void> {
   let owned = db.selectFrom('memberships').select('org_id').where('user_id', '=', userId).where('role', '=', 'owner');
   if (orgId) owned = owned.where('org_id', '=', orgId);
-  for (const { org_id } of await owned.execute()) {
+  // In one order, so that two transactions locking several organizations cannot deadlock.
+  for (const { org_id } of await owned.orderBy('org_id').execute()) {
+    await db.updateTable('memberships').set((eb) => ({ role: eb.ref('role') })).where('org_id', '=', org_id).where('role', '=', 'owner').execute();
     const others = await db.selectFrom('memberships').select('user_id').where('org_id', '=', org_id).where('role', '=', 'owner').where('user_id', '!=', userId).executeTakeFirst();
     if (!others) throw conflict('This user is the last owner of an organization; make another owner first', { orgId: org_id });
   }

@@ -61,5 +61,6 @@ export interface Database {
     request_id: string | null;
     at: string;
   };
+  devices: { id: string; org_id: string; name: string; created_at: string; updated_at: string };
   auth_throttle: { key: string; failures: number; window_start: string; blocked_until: string | null };
 }

@@ -15,7 +15,9 @@ export function configCommand(): Command {
         process.stdout.write(`${JSON.stringify({ config: masked, origin }, null, 2)}\n`);
         return;
       }
-      const lines = stringify(masked).trimEnd().split('\n');
+      // No folding (lineWidth 0): a long value folded onto a second line would take the comment
+      // added to its first line into the value.
+      const lines = stringify(masked, { lineWidth: 0 }).trimEnd().split('\n');
       // Annotate each top-level key with its source, the way a reader wants to see it.
       const annotated = lines.map((line) => {
         const key = configKeyNames.find((k) => line.startsWith(`${k}:`));

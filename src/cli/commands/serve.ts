@@ -7,13 +7,14 @@ export function serveCommand(): Command {
   return withConfigOptions(new Command('serve'))
     .description('run the fleetd server (HTTP API, device connections) until SIGTERM or SIGINT')
     .action(async (options: Record<string, unknown>) => {
-      const { config } = configFromOptions(options);
+      const { config, origin } = configFromOptions(options);
       const logger = createLogger(config.logLevel);
       const server = await startServer(config, logger);
       if (!(await hasSystemAdmin(server.services))) {
-        process.stderr.write(
-          `\nNo admin yet. Create the first one with:\n  npx fleetd admin create you@example.com --org default${config.database.startsWith('sqlite:') ? ` --data ${config.data}` : ' --database <url>'}\n\n`,
-        );
+        // The hint must reach this server's database: `--data` finds only the default SQLite file,
+        // and a PostgreSQL URL may hold a password, so it is left for the reader to fill in.
+        const target = origin.database === 'default' ? `--data ${config.data}` : config.database.startsWith('sqlite:') ? `--database ${config.database}` : '--database <url>';
+        process.stderr.write(`\nNo admin yet. Create the first one with:\n  npx fleetd admin create you@example.com --org default ${target}\n\n`);
       }
       process.stderr.write(`fleetd is serving on ${server.url} (API docs: ${server.url}/api/docs)\n`);
       await new Promise<void>((resolve) => {

@@ -51,7 +51,13 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
           'The key acts for a user (by default you) in this organization, with `role` or that user\'s role, whichever is lower at each use. Send it as "Authorization: Bearer fk_...". API keys cannot create keys.',
         params: OrgParams,
         body: Type.Object(
-          { name: Name, userId: Type.Optional(Type.String()), role: Type.Optional(RoleSchema), expiresAt: Type.Optional(Timestamp) },
+          {
+            name: Name,
+            userId: Type.Optional(Type.String({ description: 'The user the key acts for; by default you' })),
+            deviceId: Type.Optional(Type.String({ description: 'Instead of a user: the device that authenticates with the key (admins)' })),
+            role: Type.Optional(RoleSchema),
+            expiresAt: Type.Optional(Timestamp),
+          },
           { additionalProperties: false },
         ),
         response: { 201: Type.Object({ ...ApiKey.properties, key: Type.String({ description: 'The whole key; shown once' }) }), ...authErrors(404) },

@@ -1,0 +1,293 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { backends } from '../helpers/backends.ts';
+import { login, memberWithRole, request, startTestServer, type TestServer } from '../helpers/server.ts';
+
+/**
+ * Organization isolation and roles over real HTTP. Another organization's objects are not found
+ * (404, never 403: that would tell they exist); a known object one's role may not touch is 403.
+ */
+
+interface Caller {
+  name: string;
+  token: string;
+}
+
+/** Every route that acts inside an organization, with a body it would accept. */
+const orgRoutes: Array<{ method: string; path: string; body?: Record<string, unknown> }> = [
+  { method: 'GET', path: '/api/orgs/{orgId}' },
+  { method: 'PATCH', path: '/api/orgs/{orgId}', body: { name: 'Taken over' } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/members' },
+  { method: 'POST', path: '/api/orgs/{orgId}/members', body: { email: 'intruder@example.com', role: 'viewer', password: 'intruder-password-1' } },
+  { method: 'PATCH', path: '/api/orgs/{orgId}/members/{userId}', body: { role: 'admin' } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/members/{userId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/api-keys' },
+  { method: 'POST', path: '/api/orgs/{orgId}/api-keys', body: { name: 'intruder key' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/api-keys/{keyId}' },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/api-keys/{keyId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices' },
+  { method: 'POST', path: '/api/orgs/{orgId}/devices', body: { name: 'intruder device' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}' },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/devices/{deviceId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/audit' },
+];
+
+const fill = (path: string, values: Record<string, string>) => path.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? assert.fail(`no value for ${name}`));
+
+for (const backend of await backends()) {
+  describe(`access [${backend.name}]`, { skip: backend.skip }, () => {
+    let server: TestServer;
+    const A = { id: '', slug: 'default' };
+    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '' };
+    let ownerA: Caller & { userId: string };
+    let adminA: Caller & { userId: string };
+    let operatorA: Caller & { userId: string };
+    let viewerA: Caller & { userId: string };
+    let keyA: Caller;
+    let adminKeyA: Caller;
+    let deviceKeyA: Caller;
+
+    const admin = () => server.admin.token;
+    const call = (method: string, path: string, token: string, body?: unknown) => request(server.url, method, path, { token, body });
+    const created = async (method: string, path: string, token: string, body?: unknown) => {
+      const reply = await call(method, path, token, body);
+      assert.ok(reply.status === 200 || reply.status === 201, `${method} ${path}: ${reply.status} ${JSON.stringify(reply.body)}`);
+      return reply.body;
+    };
+
+    /** Everything the store holds about one organization, plus the number of users. */
+    async function snapshot(orgId: string) {
+      const db = server.services.store.db;
+      return {
+        org: await db.selectFrom('organizations').selectAll().where('id', '=', orgId).execute(),
+        members: await db.selectFrom('memberships').selectAll().where('org_id', '=', orgId).orderBy('user_id').execute(),
+        keys: await db.selectFrom('api_keys').select(['id', 'name', 'user_id', 'device_id', 'role', 'revoked_at', 'revoked_by']).where('org_id', '=', orgId).orderBy('id').execute(),
+        devices: await db.selectFrom('devices').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        audit: await db.selectFrom('audit_events').select('id').where('org_id', '=', orgId).orderBy('id').execute(),
+        users: await db.selectFrom('users').select(['id', 'name', 'system_admin']).orderBy('id').execute(),
+      };
+    }
+
+    before(async () => {
+      server = await startTestServer(backend);
+      A.id = server.admin.orgId;
+      ownerA = { name: 'owner of A', ...(await memberWithRole(server, A.id, 'owner-a@example.com', 'owner')) };
+      adminA = { name: 'admin of A', ...(await memberWithRole(server, A.id, 'admin-a@example.com', 'admin')) };
+      operatorA = { name: 'operator of A', ...(await memberWithRole(server, A.id, 'operator-a@example.com', 'operator')) };
+      viewerA = { name: 'viewer of A', ...(await memberWithRole(server, A.id, 'viewer-a@example.com', 'viewer')) };
+      keyA = { name: 'owner API key of A', token: (await created('POST', `/api/orgs/${A.id}/api-keys`, ownerA.token, { name: 'owner key' })).key };
+      adminKeyA = { name: 'admin API key of A', token: (await created('POST', `/api/orgs/${A.id}/api-keys`, adminA.token, { name: 'admin key' })).key };
+      const deviceA = await created('POST', `/api/orgs/${A.id}/devices`, admin(), { name: 'device of A' });
+      deviceKeyA = { name: 'device key of A', token: (await created('POST', `/api/orgs/${A.id}/api-keys`, admin(), { name: 'device key', deviceId: deviceA.id })).key };
+
+      // B belongs to someone else entirely: the system admin is not even a member.
+      B.ownerId = (await created('POST', '/api/users', admin(), { email: 'owner-b@example.com', password: 'owner-b-password' })).id;
+      B.id = (await created('POST', '/api/orgs', admin(), { slug: B.slug, name: 'Bravo', ownerId: B.ownerId })).id;
+      B.memberId = (await memberWithRole(server, B.id, 'member-b@example.com', 'operator')).userId;
+      B.keyId = (await created('POST', `/api/orgs/${B.id}/api-keys`, admin(), { name: 'b key', userId: B.memberId })).id;
+      B.deviceId = (await created('POST', `/api/orgs/${B.id}/devices`, admin(), { name: 'b device' })).id;
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    it('the table of organization routes is every organization route of the API', async () => {
+      const document = await request(server.url, 'GET', '/api/openapi.json');
+      const documented = Object.entries(document.body.paths as Record<string, object>)
+        .filter(([path]) => path.includes('{orgId}'))
+        .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`))
+        .sort();
+      assert.deepEqual(orgRoutes.map((r) => `${r.method} ${r.path}`).sort(), documented);
+    });
+
+    it("a user, an API key and a device of A get 404 on every route of B, by id and by slug, and nothing in B changes", async () => {
+      const before = await snapshot(B.id);
+      assert.equal(before.org.length, 1);
+      const callers = [ownerA, keyA, deviceKeyA];
+      for (const org of [B.id, B.slug]) {
+        for (const route of orgRoutes) {
+          const path = fill(route.path, { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId });
+          for (const caller of callers) {
+            const reply = await call(route.method, path, caller.token, route.body);
+            assert.equal(reply.status, 404, `${caller.name}: ${route.method} ${path} answered ${reply.status} ${JSON.stringify(reply.body)}`);
+            assert.equal(reply.body.error.code, 'not_found');
+          }
+        }
+      }
+      assert.deepEqual(await snapshot(B.id), before);
+    });
+
+    it("B's objects are not found through A's own routes either", async () => {
+      const before = await snapshot(B.id);
+      const paths = [
+        ['GET', `/api/orgs/${A.id}/api-keys/${B.keyId}`],
+        ['DELETE', `/api/orgs/${A.id}/api-keys/${B.keyId}`],
+        ['PATCH', `/api/orgs/${A.id}/members/${B.memberId}`, { role: 'viewer' }],
+        ['DELETE', `/api/orgs/${A.id}/members/${B.memberId}`],
+        ['GET', `/api/orgs/${A.id}/devices/${B.deviceId}`],
+        ['DELETE', `/api/orgs/${A.id}/devices/${B.deviceId}`],
+      ] as const;
+      for (const [method, path, body] of paths) {
+        for (const caller of [ownerA, keyA]) {
+          const reply = await call(method, path, caller.token, body);
+          assert.equal(reply.status, 404, `${caller.name}: ${method} ${path} answered ${reply.status}`);
+        }
+      }
+      const keys = await call('GET', `/api/orgs/${A.id}/api-keys`, ownerA.token);
+      assert.ok(!keys.body.items.some((k: { id: string }) => k.id === B.keyId));
+      const audit = await call('GET', `/api/orgs/${A.id}/audit?limit=500`, ownerA.token);
+      assert.ok(audit.body.items.every((e: { orgId: string }) => e.orgId === A.id));
+      assert.deepEqual(await snapshot(B.id), before);
+    });
+
+    it('a viewer or an operator may not add members (403) and nothing is stored', async () => {
+      const before = await snapshot(A.id);
+      for (const caller of [viewerA, operatorA]) {
+        const reply = await call('POST', `/api/orgs/${A.id}/members`, caller.token, { email: 'new-by-viewer@example.com', role: 'viewer', password: 'new-password-1' });
+        assert.equal(reply.status, 403, caller.name);
+        assert.equal(reply.body.error.code, 'forbidden');
+        const change = await call('PATCH', `/api/orgs/${A.id}/members/${viewerA.userId}`, caller.token, { role: 'viewer' });
+        assert.equal(change.status, 403, caller.name);
+        const remove = await call('DELETE', `/api/orgs/${A.id}/members/${operatorA.userId}`, caller.token);
+        assert.equal(remove.status, 403, caller.name);
+      }
+      assert.deepEqual(await snapshot(A.id), before);
+    });
+
+    it('an admin may not grant owner, nor change or remove an owner (403)', async () => {
+      const before = await snapshot(A.id);
+      for (const caller of [adminA, adminKeyA]) {
+        const grant = await call('POST', `/api/orgs/${A.id}/members`, caller.token, { email: 'would-be-owner@example.com', role: 'owner', password: 'owner-password-1' });
+        assert.equal(grant.status, 403, `${caller.name} grants owner`);
+        const promote = await call('PATCH', `/api/orgs/${A.id}/members/${viewerA.userId}`, caller.token, { role: 'owner' });
+        assert.equal(promote.status, 403, `${caller.name} promotes to owner`);
+        const demote = await call('PATCH', `/api/orgs/${A.id}/members/${ownerA.userId}`, caller.token, { role: 'viewer' });
+        assert.equal(demote.status, 403, `${caller.name} demotes an owner`);
+        const remove = await call('DELETE', `/api/orgs/${A.id}/members/${ownerA.userId}`, caller.token);
+        assert.equal(remove.status, 403, `${caller.name} removes an owner`);
+        const deleteOrg = await call('DELETE', `/api/orgs/${A.id}`, caller.token);
+        assert.equal(deleteOrg.status, 403, `${caller.name} deletes the organization`);
+      }
+      assert.deepEqual(await snapshot(A.id), before);
+    });
+
+    it('nobody grants above their own role, keys included', async () => {
+      // A key acts with its own role: a viewer key of an owner may not manage members.
+      const weakKey = (await created('POST', `/api/orgs/${A.id}/api-keys`, ownerA.token, { name: 'weak', role: 'viewer' })).key as string;
+      const before = await snapshot(A.id);
+      const ownerKey = await call('POST', `/api/orgs/${A.id}/api-keys`, adminA.token, { name: 'too strong', role: 'owner' });
+      assert.equal(ownerKey.status, 403);
+      const forOwner = await call('POST', `/api/orgs/${A.id}/api-keys`, adminA.token, { name: 'for the owner', userId: ownerA.userId, role: 'owner' });
+      assert.equal(forOwner.status, 403);
+      const viewerKey = await call('POST', `/api/orgs/${A.id}/api-keys`, viewerA.token, { name: 'viewer as admin', role: 'admin' });
+      assert.equal(viewerKey.status, 403);
+      const weakAdds = await call('POST', `/api/orgs/${A.id}/members`, weakKey, { email: 'by-weak-key@example.com', role: 'viewer', password: 'weak-password-1' });
+      assert.equal(weakAdds.status, 403);
+      assert.deepEqual(await snapshot(A.id), before);
+      // An admin grants up to admin.
+      const peer = await call('POST', `/api/orgs/${A.id}/members`, adminA.token, { email: 'peer-admin@example.com', role: 'admin', password: 'peer-password-1' });
+      assert.equal(peer.status, 201);
+      assert.equal(peer.body.role, 'admin');
+    });
+
+    it('the last owner may not be removed or demoted (409), by anyone', async () => {
+      const sole = await created('POST', '/api/users', admin(), { email: 'sole-owner@example.com', password: 'sole-password-1' });
+      const org = await created('POST', '/api/orgs', admin(), { slug: 'solo', name: 'Solo', ownerId: sole.id });
+      const soleToken = (await login(server.url, 'sole-owner@example.com', 'sole-password-1')).accessToken;
+      const before = await snapshot(org.id);
+      for (const token of [soleToken, admin()]) {
+        const demote = await call('PATCH', `/api/orgs/${org.id}/members/${sole.id}`, token, { role: 'admin' });
+        assert.equal(demote.status, 409);
+        assert.equal(demote.body.error.code, 'conflict');
+        const remove = await call('DELETE', `/api/orgs/${org.id}/members/${sole.id}`, token);
+        assert.equal(remove.status, 409);
+        const deleteUser = await call('DELETE', `/api/users/${sole.id}`, admin());
+        assert.equal(deleteUser.status, 409);
+      }
+      assert.deepEqual(await snapshot(org.id), before);
+      // With a second owner, the first may step down.
+      await created('POST', `/api/orgs/${org.id}/members`, soleToken, { email: 'second-owner@example.com', role: 'owner', password: 'second-password-1' });
+      const demoted = await call('PATCH', `/api/orgs/${org.id}/members/${sole.id}`, soleToken, { role: 'admin' });
+      assert.equal(demoted.status, 200);
+      assert.equal(demoted.body.role, 'admin');
+    });
+
+    it('two owners removing or demoting each other at once leave one owner', async () => {
+      const first = await memberWithRole(server, A.id, 'racer-1@example.com', 'viewer');
+      const second = await memberWithRole(server, A.id, 'racer-2@example.com', 'viewer');
+      for (let round = 0; round < 4; round++) {
+        const org = await created('POST', '/api/orgs', admin(), { slug: `race-${round}`, name: 'Race', ownerId: first.userId });
+        await created('POST', `/api/orgs/${org.id}/members`, admin(), { email: 'racer-2@example.com', role: 'owner' });
+        const path = (userId: string) => `/api/orgs/${org.id}/members/${userId}`;
+        const [one, two] =
+          round % 2 === 0
+            ? await Promise.all([call('DELETE', path(second.userId), first.token), call('DELETE', path(first.userId), second.token)])
+            : await Promise.all([call('PATCH', path(second.userId), first.token, { role: 'admin' }), call('PATCH', path(first.userId), second.token, { role: 'admin' })]);
+        // The loser was refused as the last owner (409), or was already no owner (403) or no member (404).
+        const statuses = [one.status, two.status].sort();
+        assert.ok(statuses[0]! < 300 && [403, 404, 409].includes(statuses[1]!), `round ${round}: ${one.status} and ${two.status}`);
+        const owners = await server.services.store.db.selectFrom('memberships').select('user_id').where('org_id', '=', org.id).where('role', '=', 'owner').execute();
+        assert.equal(owners.length, 1, `round ${round}: one owner remains`);
+      }
+    });
+
+    it('only system admins create organizations, list, create and delete users, and read the whole audit log (403)', async () => {
+      const before = await snapshot(A.id);
+      for (const caller of [ownerA, keyA]) {
+        const org = await call('POST', '/api/orgs', caller.token, { slug: 'mine', name: 'Mine' });
+        assert.equal(org.status, 403, `${caller.name} creates an organization`);
+        const users = await call('GET', '/api/users', caller.token);
+        assert.equal(users.status, 403, `${caller.name} lists users`);
+        const user = await call('POST', '/api/users', caller.token, { email: 'made-by-owner@example.com', password: 'made-password-1' });
+        assert.equal(user.status, 403, `${caller.name} creates a user`);
+        const gone = await call('DELETE', `/api/users/${viewerA.userId}`, caller.token);
+        assert.equal(gone.status, 403, `${caller.name} deletes a user`);
+        const audit = await call('GET', '/api/audit', caller.token);
+        assert.equal(audit.status, 403, `${caller.name} reads the whole audit log`);
+      }
+      const promote = await call('PATCH', `/api/users/${ownerA.userId}`, ownerA.token, { systemAdmin: true });
+      assert.equal(promote.status, 403);
+      assert.deepEqual(await snapshot(A.id), before);
+    });
+
+    it('another user is not found for anyone but a system admin', async () => {
+      const other = await call('GET', `/api/users/${viewerA.userId}`, ownerA.token);
+      assert.equal(other.status, 404);
+      assert.equal(other.body.error.code, 'not_found');
+      const rename = await call('PATCH', `/api/users/${viewerA.userId}`, ownerA.token, { name: 'Renamed by someone else' });
+      assert.equal(rename.status, 404);
+      const viaKey = await call('GET', `/api/users/${viewerA.userId}`, keyA.token);
+      assert.equal(viaKey.status, 404);
+      const self = await call('GET', `/api/users/${ownerA.userId}`, ownerA.token);
+      assert.equal(self.status, 200);
+      assert.equal(self.body.email, 'owner-a@example.com');
+      const bySystemAdmin = await call('GET', `/api/users/${viewerA.userId}`, admin());
+      assert.equal(bySystemAdmin.status, 200);
+      const stored = await server.services.store.db.selectFrom('users').select('name').where('id', '=', viewerA.userId).executeTakeFirstOrThrow();
+      assert.notEqual(stored.name, 'Renamed by someone else');
+    });
+
+    it('a system admin who is not a member does all of it in B', async () => {
+      const b = `/api/orgs/${B.id}`;
+      assert.equal((await call('GET', b, admin())).status, 200);
+      assert.equal((await call('PATCH', b, admin(), { name: 'Bravo renamed' })).body.name, 'Bravo renamed');
+      assert.equal((await call('GET', `${b}/members`, admin())).body.items.length, 2);
+      const added = await call('POST', `${b}/members`, admin(), { email: 'added-by-system-admin@example.com', role: 'owner', password: 'added-password-1' });
+      assert.equal(added.status, 201);
+      assert.equal((await call('PATCH', `${b}/members/${B.memberId}`, admin(), { role: 'admin' })).body.role, 'admin');
+      assert.equal((await call('GET', `${b}/api-keys`, admin())).body.items.length, 1);
+      const key = await call('POST', `${b}/api-keys`, admin(), { name: 'system admin key', userId: B.ownerId });
+      assert.equal(key.status, 201);
+      assert.equal((await call('GET', `${b}/api-keys/${B.keyId}`, admin())).status, 200);
+      assert.ok((await call('DELETE', `${b}/api-keys/${B.keyId}`, admin())).body.revokedAt);
+      assert.equal((await call('GET', `${b}/audit`, admin())).status, 200);
+      assert.equal((await call('DELETE', `${b}/members/${B.memberId}`, admin())).status, 204);
+      assert.equal((await call('DELETE', `${b}/devices/${B.deviceId}`, admin())).status, 204);
+      assert.equal((await call('DELETE', b, admin())).status, 204);
+      assert.equal((await call('GET', b, admin())).status, 404);
+      const left = await snapshot(B.id);
+      assert.deepEqual([left.org, left.members, left.keys, left.devices], [[], [], [], []]);
+    });
+  });
+}
