@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Command } from 'commander';
 import { createLogger } from '../../log.ts';
 import { hasSystemAdmin, startServer } from '../../server.ts';
@@ -9,6 +10,8 @@ export function serveCommand(): Command {
     .action(async (options: Record<string, unknown>) => {
       const { config, origin } = configFromOptions(options);
       const logger = createLogger(config.logLevel);
+      // Listening before start-up, so that a signal during migrations still ends in an orderly stop.
+      const stopSignal = Promise.race([once(process, 'SIGTERM').then(() => 'SIGTERM'), once(process, 'SIGINT').then(() => 'SIGINT')]);
       const server = await startServer(config, logger);
       if (!(await hasSystemAdmin(server.services))) {
         // The hint must reach this server's database: `--data` finds only the default SQLite file,
@@ -17,17 +20,7 @@ export function serveCommand(): Command {
         process.stderr.write(`\nNo admin yet. Create the first one with:\n  npx fleetd admin create you@example.com --org default ${target}\n\n`);
       }
       process.stderr.write(`fleetd is serving on ${server.url} (API docs: ${server.url}/api/docs)\n`);
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          logger.info({ signal }, 'shutting down');
-          server.close().then(resolve, (error: unknown) => {
-            logger.error({ err: error }, 'shutdown failed');
-            process.exitCode = 1;
-            resolve();
-          });
-        };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-      });
+      logger.info({ signal: await stopSignal }, 'shutting down');
+      await server.close();
     });
 }
