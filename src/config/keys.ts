@@ -36,6 +36,11 @@ export const configKeys = {
   },
   accessTokenTtl: { schema: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }), description: 'Lifetime of an access token, in seconds.' },
   refreshTokenTtl: { schema: Type.Integer({ minimum: 60, maximum: 31536000, default: 2592000 }), description: 'Lifetime of a login session (refresh token and cookie), in seconds.' },
+  cacheTtl: {
+    schema: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+    description:
+      'Seconds a node may reuse identity data it has read (who a token or API key stands for, organizations). Changes on the same node apply at once, changes made on other nodes within this time; 0 reads the database every time.',
+  },
   cookieSecure: { schema: Type.Boolean({ default: false }), description: 'Mark the session cookie Secure (turn on when served over HTTPS).' },
   throttleMaxFailures: { schema: Type.Integer({ minimum: 1, maximum: 100000, default: 10 }), description: 'Failed logins (or unknown API keys) from one address before it is blocked.' },
   throttleWindow: { schema: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }), description: 'Seconds over which failures are counted, and how long a block lasts.' },

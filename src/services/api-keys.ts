@@ -9,7 +9,7 @@ import { nowIso, paginate, type Page, type PageRequest } from '../store/page.ts'
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { findDevice } from './devices.ts';
-import { Organizations } from './organizations.ts';
+import type { Organizations } from './organizations.ts';
 
 export interface ApiKey {
   id: string;
@@ -54,11 +54,10 @@ interface KeyBinding {
 const lastUsedResolutionMs = 60_000;
 
 export class ApiKeys {
-  private readonly organizations: Organizations;
-
-  constructor(private readonly store: Store) {
-    this.organizations = new Organizations(store);
-  }
+  constructor(
+    private readonly store: Store,
+    private readonly organizations: Organizations,
+  ) {}
 
   /**
    * Creates a key acting for a user (by default the caller) with at most that user's role, or, with
@@ -159,8 +158,8 @@ export class ApiKeys {
     return { ...key, revokedAt, revokedBy };
   }
 
-  /** The principal a presented key stands for, or undefined when it is unknown, revoked or expired. */
-  async authenticate(presented: string): Promise<Principal | undefined> {
+  /** Who a presented key stands for (and until when), or undefined when it is unknown, revoked or expired. */
+  async authenticate(presented: string): Promise<{ principal: Principal; expiresAt?: number } | undefined> {
     const parsed = parseApiKey(presented);
     if (!parsed) return undefined;
     const row = await this.store.db.selectFrom('api_keys').selectAll().where('prefix', '=', parsed.prefix).executeTakeFirst();
@@ -170,10 +169,11 @@ export class ApiKeys {
     if (row.last_used_at === null || Date.parse(row.last_used_at) + lastUsedResolutionMs < now) {
       await this.store.db.updateTable('api_keys').set({ last_used_at: nowIso(now) }).where('id', '=', row.id).execute();
     }
-    if (row.device_id !== null) return { kind: 'device', deviceId: row.device_id, orgId: row.org_id, keyId: row.id };
+    const expiresAt = row.expires_at === null ? undefined : Date.parse(row.expires_at);
+    if (row.device_id !== null) return { principal: { kind: 'device', deviceId: row.device_id, orgId: row.org_id, keyId: row.id }, expiresAt };
     const membership = await this.store.db.selectFrom('memberships').select('role').where('org_id', '=', row.org_id).where('user_id', '=', row.user_id!).executeTakeFirst();
     if (!membership) return undefined;
     const role = weaker(row.role as Role, membership.role as Role);
-    return { kind: 'api_key', keyId: row.id, userId: row.user_id!, orgId: row.org_id, orgRoles: new Map([[row.org_id, role]]) };
+    return { principal: { kind: 'api_key', keyId: row.id, userId: row.user_id!, orgId: row.org_id, orgRoles: new Map([[row.org_id, role]]) }, expiresAt };
   }
 }

@@ -1,8 +1,9 @@
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import type { Principal } from '../core/access.ts';
 import { unauthenticated } from '../core/errors.ts';
 import { looksLikeApiKey } from '../core/secrets.ts';
 import type { ApiKeys } from './api-keys.ts';
+import type { NodeCache } from './node-cache.ts';
 import type { OidcTokens } from './oidc.ts';
 import type { Sessions } from './sessions.ts';
 import type { Throttle } from './throttle.ts';
@@ -22,7 +23,9 @@ export interface Credentials {
 /**
  * Turns credentials into a principal: an API key, one of our access tokens, an external OIDC
  * token, or a browser session cookie. A wrong credential counts against the source address;
- * once blocked, further wrong ones are refused with 429 while valid ones still pass.
+ * once blocked, further wrong ones are refused with 429 while valid ones still pass. Bearer
+ * credentials found good are remembered briefly (see NodeCache); session cookies are not,
+ * as each unsafe request must be checked against its CSRF token.
  */
 export class Authenticator {
   constructor(
@@ -30,15 +33,20 @@ export class Authenticator {
     private readonly sessions: Sessions,
     private readonly oidc: OidcTokens | undefined,
     private readonly throttle: Throttle,
+    private readonly cache: NodeCache<Principal>,
   ) {}
 
   /** Undefined when no credentials were presented at all. */
   async authenticate(credentials: Credentials): Promise<Principal | undefined> {
     const token = credentials.token ?? bearerToken(credentials.authorization);
     if (token !== undefined) {
-      const principal = await this.fromToken(token);
-      if (principal) return principal;
-      return this.refuse(credentials.ip, 'Invalid, expired or revoked credentials');
+      const cached = this.cache.recall(token);
+      if (cached) return cached;
+      const generation = this.cache.generation;
+      const found = await this.fromToken(token);
+      if (!found) return this.refuse(credentials.ip, 'Invalid, expired or revoked credentials');
+      this.cache.remember(token, found.principal, generation, found.expiresAt);
+      return found.principal;
     }
     if (credentials.sessionCookie) {
       const principal = await this.sessions.principalForCookie(credentials.sessionCookie, credentials.csrfHeader, credentials.unsafeMethod ?? false);
@@ -48,16 +56,17 @@ export class Authenticator {
     return undefined;
   }
 
-  private async fromToken(token: string): Promise<Principal | undefined> {
+  private async fromToken(token: string): Promise<{ principal: Principal; expiresAt?: number } | undefined> {
     if (looksLikeApiKey(token)) return this.apiKeys.authenticate(token);
-    let issuer: unknown;
+    let claims: JWTPayload;
     try {
-      issuer = decodeJwt(token).iss;
+      claims = decodeJwt(token);
     } catch {
       return undefined;
     }
-    if (this.oidc?.claims(issuer)) return this.oidc.principal(token);
-    return this.sessions.principalForAccessToken(token);
+    const expiresAt = typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
+    const principal = this.oidc?.claims(claims.iss) ? await this.oidc.principal(token) : await this.sessions.principalForAccessToken(token);
+    return principal && { principal, expiresAt };
   }
 
   private async refuse(ip: string | undefined, message: string): Promise<never> {

@@ -6,7 +6,7 @@ import type { Db, Store } from '../store/store.ts';
 import { contains, nowIso, paginate, type Page, type PageRequest } from '../store/page.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
-import { requireOrganization } from './organizations.ts';
+import type { Organizations } from './organizations.ts';
 
 export interface Device {
   id: string;
@@ -25,10 +25,13 @@ export async function findDevice(db: Db, orgId: string, deviceId: string): Promi
 
 /** The device registry: devices registered by an admin, each able to hold API keys of its own. */
 export class Devices {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly organizations: Organizations,
+  ) {}
 
   async list(principal: Principal, orgIdOrSlug: string, filter: { q?: string }, page: PageRequest): Promise<Page<Device>> {
-    const org = await requireOrganization(this.store.db, orgIdOrSlug);
+    const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(principal, 'device.read', { orgId: org.id });
     let query = this.store.db.selectFrom('devices').selectAll().where('org_id', '=', org.id);
     if (filter.q) query = query.where(contains('name', filter.q));
@@ -37,7 +40,7 @@ export class Devices {
   }
 
   async get(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<Device> {
-    const org = await requireOrganization(this.store.db, orgIdOrSlug);
+    const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(principal, 'device.read', { orgId: org.id, deviceId });
     const device = await findDevice(this.store.db, org.id, deviceId);
     if (!device) throw notFound('Device');
@@ -45,7 +48,7 @@ export class Devices {
   }
 
   async create(actor: Actor, orgIdOrSlug: string, input: { name: string }): Promise<Device> {
-    const org = await requireOrganization(this.store.db, orgIdOrSlug);
+    const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(actor.principal, 'device.manage', { orgId: org.id });
     const now = nowIso();
     const row = { id: newId('dev'), org_id: org.id, name: input.name, created_at: now, updated_at: now };

@@ -1,11 +1,13 @@
 import type { Config } from '../config/keys.ts';
+import type { Principal } from '../core/access.ts';
 import type { Store } from '../store/store.ts';
 import { ApiKeys } from './api-keys.ts';
 import { Authenticator } from './authenticator.ts';
+import { NodeCache } from './node-cache.ts';
 import { Devices } from './devices.ts';
 import { Memberships } from './memberships.ts';
 import { OidcTokens } from './oidc.ts';
-import { Organizations } from './organizations.ts';
+import { Organizations, type Organization } from './organizations.ts';
 import { loadJwtSecret, Sessions } from './sessions.ts';
 import { Throttle } from './throttle.ts';
 import { Users } from './users.ts';
@@ -27,7 +29,14 @@ export async function createServices(store: Store, config: Config): Promise<Serv
   const throttle = new Throttle(store.db, { maxFailures: config.throttleMaxFailures, windowSeconds: config.throttleWindow });
   const jwtSecret = await loadJwtSecret(store.db, config.jwtSecret);
   const sessions = new Sessions(store, { accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl, jwtSecret }, throttle);
-  const apiKeys = new ApiKeys(store);
+  const principals = new NodeCache<Principal>(config.cacheTtl * 1000);
+  const organizationCache = new NodeCache<Organization>(config.cacheTtl * 1000);
+  store.onCommit(() => {
+    principals.invalidate();
+    organizationCache.invalidate();
+  });
+  const organizations = new Organizations(store, organizationCache);
+  const apiKeys = new ApiKeys(store, organizations);
   const oidc = config.oidcIssuer
     ? new OidcTokens(store, {
         issuer: config.oidcIssuer,
@@ -41,13 +50,13 @@ export async function createServices(store: Store, config: Config): Promise<Serv
     : undefined;
   return {
     store,
-    organizations: new Organizations(store),
+    organizations,
     users: new Users(store),
-    memberships: new Memberships(store),
+    memberships: new Memberships(store, organizations),
     apiKeys,
-    devices: new Devices(store),
+    devices: new Devices(store, organizations),
     sessions,
     throttle,
-    authenticator: new Authenticator(apiKeys, sessions, oidc, throttle),
+    authenticator: new Authenticator(apiKeys, sessions, oidc, throttle, principals),
   };
 }

@@ -5,7 +5,7 @@ import type { Store } from '../store/store.ts';
 import { contains, nowIso, paginate, type Page, type PageRequest } from '../store/page.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
-import { Organizations } from './organizations.ts';
+import type { Organizations } from './organizations.ts';
 import { assertNotLastOwner, findUserByEmail, insertUser, toUser, type User } from './users.ts';
 
 export interface Member {
@@ -24,11 +24,10 @@ export interface AddMember {
 }
 
 export class Memberships {
-  private readonly organizations: Organizations;
-
-  constructor(private readonly store: Store) {
-    this.organizations = new Organizations(store);
-  }
+  constructor(
+    private readonly store: Store,
+    private readonly organizations: Organizations,
+  ) {}
 
   async list(principal: Principal, orgIdOrSlug: string, filter: { role?: Role; q?: string }, page: PageRequest): Promise<Page<Member>> {
     const org = await this.organizations.get(principal, orgIdOrSlug);

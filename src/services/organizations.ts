@@ -7,6 +7,7 @@ import { isUniqueViolation, type Db, type Store } from '../store/store.ts';
 import { contains, nowIso, paginate, type Page, type PageRequest } from '../store/page.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
+import type { NodeCache } from './node-cache.ts';
 
 export interface Organization {
   id: string;
@@ -36,22 +37,31 @@ export async function findOrganization(db: Db, idOrSlug: string): Promise<Organi
   return row && toOrganization(row);
 }
 
-/**
- * The organization, for a service that then authorizes its own action on it: an unknown
- * organization and one the principal may not see are both not found.
- */
-export async function requireOrganization(db: Db, idOrSlug: string): Promise<Organization> {
-  const org = await findOrganization(db, idOrSlug);
-  if (!org) throw notFound('Organization');
-  return org;
-}
-
 export class Organizations {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly cache: NodeCache<Organization>,
+  ) {}
+
+  /**
+   * The organization, for a service that then authorizes its own action on it: an unknown
+   * organization and one the principal may not see are both not found. Nearly every request
+   * names one, so it comes from the node cache when it can.
+   */
+  async resolve(idOrSlug: string): Promise<Organization> {
+    const cached = this.cache.recall(idOrSlug);
+    if (cached) return cached;
+    const generation = this.cache.generation;
+    const org = await findOrganization(this.store.db, idOrSlug);
+    if (!org) throw notFound('Organization');
+    this.cache.remember(org.id, org, generation);
+    this.cache.remember(org.slug, org, generation);
+    return org;
+  }
 
   /** The organization, if the principal may do `org.read` on it; others' are reported as not found. */
   async get(principal: Principal, idOrSlug: string): Promise<Organization> {
-    const org = await requireOrganization(this.store.db, idOrSlug);
+    const org = await this.resolve(idOrSlug);
     authorize(principal, 'org.read', { orgId: org.id });
     return org;
   }

@@ -7,6 +7,7 @@ import type { Role } from '../core/roles.ts';
 import type { Principal } from '../core/access.ts';
 import type { Db, Store } from '../store/store.ts';
 import { nowIso } from '../store/page.ts';
+import { systemActor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import type { Throttle } from './throttle.ts';
 import { findUserByEmail, toUser, type User } from './users.ts';
@@ -111,7 +112,12 @@ export class Sessions {
     const session = await this.store.db.selectFrom('sessions').selectAll().where('refresh_hash', '=', hash).executeTakeFirst();
     if (!session) {
       const replayed = await this.store.db.selectFrom('sessions').select('id').where('previous_refresh_hash', '=', hash).executeTakeFirst();
-      if (replayed) await revokeSession(this.store.db, replayed.id);
+      if (replayed) {
+        await this.store.transaction(async (tx) => {
+          await revokeSession(tx, replayed.id);
+          await recordAudit(tx, { principal: systemActor.principal, ip: client.ip, requestId: client.requestId }, { orgId: null, action: 'auth.refresh_reuse', target: { type: 'session', id: replayed.id } });
+        });
+      }
       // Like a wrong API key: counted, and refused with 429 while the address is blocked.
       const throttleKey = `key:${client.ip ?? 'unknown'}`;
       await this.throttle.assertAllowed(throttleKey);

@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Dialect, type MigrationProvider, type Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type Dialect, type MigrationProvider, type Transaction } from 'kysely';
 import pg from 'pg';
 import { FleetError } from '../core/errors.ts';
 import { migrations } from './migrations/index.ts';
+import { FleetSqliteDialect } from './sqlite-driver.ts';
 import type { Database } from './schema.ts';
 
 /** Either the database or a transaction on it: every query function takes one. */
@@ -21,6 +22,8 @@ export interface Store {
   readonly db: Kysely<Database>;
   /** Runs `work` in one transaction: all of it is stored, or none. */
   transaction<T>(work: (tx: Transaction<Database>) => Promise<T>): Promise<T>;
+  /** Calls `listener` after each transaction of this store commits: what caches of stored state invalidate on. */
+  onCommit(listener: () => void): void;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** Names of the migrations that are not applied yet. */
@@ -44,34 +47,7 @@ function sqliteDialect(url: string): Dialect {
   database.pragma('foreign_keys = ON');
   // Another process (the CLI beside a running server) may hold the write lock for a moment.
   database.pragma('busy_timeout = 5000');
-  return new SqliteDialect({ database: withStatementCache(database) });
-}
-
-const statementCacheSize = 500;
-
-/**
- * Kysely prepares every query anew, and on SQLite preparing costs about twice what running a
- * small indexed query does. The same SQL text (values are parameters) reuses its statement.
- * Only the compiled statement is kept, never a result, so every query still reads the database.
- */
-function withStatementCache(database: SqliteDatabase.Database) {
-  const statements = new Map<string, SqliteDatabase.Statement>();
-  return {
-    close: () => {
-      statements.clear();
-      database.close();
-    },
-    prepare(text: string): SqliteDatabase.Statement {
-      const cached = statements.get(text);
-      // A statement still being iterated cannot run again; Kysely's connection lock rules that out, this makes sure.
-      if (cached && !cached.busy) return cached;
-      const statement = database.prepare(text);
-      if (cached) return statement;
-      if (statements.size >= statementCacheSize) statements.delete(statements.keys().next().value!);
-      statements.set(text, statement);
-      return statement;
-    },
-  };
+  return new FleetSqliteDialect(database);
 }
 
 function postgresDialect(url: string): Dialect {
@@ -87,10 +63,16 @@ export function openStore(url: string): Store {
   const kind = storeKind(url);
   const db = new Kysely<Database>({ dialect: kind === 'sqlite' ? sqliteDialect(url) : postgresDialect(url) });
   const migrator = new Migrator({ db, provider: migrationProvider });
+  const commitListeners: Array<() => void> = [];
   return {
     kind,
     db,
-    transaction: (work) => db.transaction().execute(work),
+    async transaction(work) {
+      const result = await db.transaction().execute(work);
+      for (const listener of commitListeners) listener();
+      return result;
+    },
+    onCommit: (listener) => void commitListeners.push(listener),
     async migrate() {
       const { error, results } = await migrator.migrateToLatest();
       if (error) throw new FleetError('internal', `Migration failed: ${(error as Error).message}`, { cause: error });

@@ -12,6 +12,8 @@ import type { Backend } from './backends.ts';
 
 export interface TestServer {
   url: string;
+  /** The URL of the server's database, for starting more nodes on it. */
+  databaseUrl: string;
   services: Services;
   server: RunningServer;
   /** A system admin created with the server, who owns organization `default`. */
@@ -28,12 +30,7 @@ export const adminPassword = 'admin-password-1';
 export async function startTestServer(backend: Backend, overrides: Partial<Record<ConfigKey, string>> = {}): Promise<TestServer> {
   const database = await backend.create();
   const data = mkdtempSync(join(tmpdir(), 'fleetd-data-'));
-  const { config } = loadConfig({
-    env: {},
-    cwd: data,
-    flags: { port: '0', host: '127.0.0.1', logLevel: 'silent', data, database: database.url, ...overrides },
-  });
-  const server = await startServer(config, createLogger(config.logLevel));
+  const server = await startNode(database.url, data, overrides);
   try {
     const services = server.services;
     const email = 'admin@example.com';
@@ -42,6 +39,7 @@ export async function startTestServer(backend: Backend, overrides: Partial<Recor
     const tokens = await login(server.url, email, adminPassword);
     return {
       url: server.url,
+      databaseUrl: database.url,
       services,
       server,
       admin: { email, password: adminPassword, token: tokens.accessToken, userId: user.id, orgId: org.id },
@@ -56,6 +54,16 @@ export async function startTestServer(backend: Backend, overrides: Partial<Recor
     await database.drop();
     throw error;
   }
+}
+
+/** One more fleetd node on an existing database, as a cluster has several: nothing is created in it. */
+export async function startNode(databaseUrl: string, data: string, overrides: Partial<Record<ConfigKey, string>> = {}): Promise<RunningServer> {
+  const { config } = loadConfig({
+    env: {},
+    cwd: data,
+    flags: { port: '0', host: '127.0.0.1', logLevel: 'silent', data, database: databaseUrl, ...overrides },
+  });
+  return startServer(config, createLogger(config.logLevel));
 }
 
 export interface Reply<T = any> {
