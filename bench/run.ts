@@ -11,8 +11,6 @@ import { busyCpus, cleanUp, settingsFromEnv, within, type Benchmark, type Settin
 /** Every benchmark, in the order they run; each is a module of bench/ exporting `benchmark`. */
 const modules: Array<{ name: string; load: () => Promise<{ benchmark: Benchmark }> }> = [
   { name: 'http', load: () => import('./http.ts') },
-  // { name: 'ingest', load: () => import('./ingest.ts') },
-  // { name: 'ota', load: () => import('./ota.ts') },
 ];
 
 // Children and temporary folders never outlive the runner, however it ends.
