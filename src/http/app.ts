@@ -48,7 +48,6 @@ export async function buildApp({ config, services, logger, ready, onRoute }: App
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
     // Refusals made before routing (an over-long path parameter, a malformed URL, headers too large)
     // get the same error body as every other.

@@ -187,20 +187,24 @@ export class Sessions {
     };
   }
 
-  /** Signs an access token for the session; `refreshExpiresIn` is what remains of the session. */
+  /**
+   * Signs an access token for the session; `refreshExpiresIn` is what remains of the session,
+   * which no access token outlives.
+   */
   private async issue(userId: string, sessionId: string, refreshToken: string, refreshExpiresIn: number) {
+    const expiresIn = Math.min(this.settings.accessTokenTtl, refreshExpiresIn);
     const accessToken = await new SignJWT({ sid: sessionId })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(userId)
       .setIssuer(issuer)
       .setAudience(audience)
       .setIssuedAt()
-      .setExpirationTime(Math.floor(Date.now() / 1000) + this.settings.accessTokenTtl)
+      .setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn)
       .sign(await this.key);
     return {
       accessToken,
       tokenType: 'Bearer' as const,
-      expiresIn: this.settings.accessTokenTtl,
+      expiresIn,
       refreshToken,
       refreshExpiresIn,
       sessionId,
