@@ -32,6 +32,8 @@ type Rule =
   | { scope: 'system' }
   /** A user acting on their own account; system admins on anyone's. */
   | { scope: 'self' }
+  /** Only the device the resource is (what it reports of itself). */
+  | { scope: 'device' }
   /**
    * Members of the resource's organization with at least `role`; `ownRole` suffices on their own
    * objects; with `device: 'self'` a device may act on itself.
@@ -49,7 +51,10 @@ const rules = {
   'apikey.manage': { scope: 'org', role: 'admin', ownRole: 'viewer' },
   'audit.read': { scope: 'org', role: 'admin' },
   'device.read': { scope: 'org', role: 'viewer', device: 'self' },
+  'device.update': { scope: 'org', role: 'operator' },
+  'device.control': { scope: 'org', role: 'operator' },
   'device.manage': { scope: 'org', role: 'admin' },
+  'device.report': { scope: 'device' },
   'user.list': { scope: 'system' },
   'user.create': { scope: 'system' },
   'user.read': { scope: 'self' },
@@ -60,6 +65,12 @@ const rules = {
 
 export type Action = keyof typeof rules;
 export const actions = Object.keys(rules) as Action[];
+
+/**
+ * Who may use an entry point (an HTTP route, a JSON-RPC method), declared with it: `'public'`, or the
+ * actions it asks the permission function about, which needs an authenticated principal.
+ */
+export type AccessDeclaration = 'public' | { actions: readonly Action[] };
 
 export const principalUserId = (p: Principal): string | undefined => (p.kind === 'device' ? undefined : p.userId);
 
@@ -76,8 +87,13 @@ export function roleIn(p: Principal, orgId: string): Role | undefined {
  * so that nobody learns what another organization has.
  */
 export function authorize(p: Principal, action: Action, resource: Resource = {}): void {
-  if (isSystemAdmin(p)) return;
   const rule: Rule = rules[action];
+  // What a device says of itself is only true from the device: no role, not even system admin, stands in.
+  if (rule.scope === 'device') {
+    if (p.kind === 'device' && resource.orgId === p.orgId && resource.deviceId === p.deviceId) return;
+    throw new FleetError('forbidden', `Only the device itself may ${describe(action)}`);
+  }
+  if (isSystemAdmin(p)) return;
   const userId = principalUserId(p);
   switch (rule.scope) {
     case 'system':

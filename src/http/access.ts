@@ -1,16 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Action, Principal } from '../core/access.ts';
+import type { AccessDeclaration, Principal } from '../core/access.ts';
 import { FleetError, unauthenticated } from '../core/errors.ts';
 import type { Actor } from '../services/actor.ts';
 import type { Authenticator } from '../services/authenticator.ts';
 
 /**
- * Who may call a route, declared in its `config.access`: `'public'`, or the actions the route
- * asks the permission function about (which needs an authenticated principal). A route without
- * a declaration answers 500, and a test fails for it.
+ * Who may call a route, declared in its `config.access` (the declaration JSON-RPC methods make too).
+ * A route without a declaration answers 500, and a test fails for it.
  */
-export type RouteAccess = 'public' | { actions: readonly Action[] };
+export type RouteAccess = AccessDeclaration;
 
 declare module 'fastify' {
   interface FastifyContextConfig {

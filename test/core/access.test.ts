@@ -23,8 +23,8 @@ const refusal = (fn: () => void): string => {
 };
 
 describe('authorize', () => {
-  it('lets a system admin do every action anywhere', () => {
-    for (const action of actions) assert.equal(can(user({}, true), action, { orgId: 'org_x', userId: 'usr_other' }), true, action);
+  it('lets a system admin do every action anywhere, but never speak for a device', () => {
+    for (const action of actions) assert.equal(can(user({}, true), action, { orgId: 'org_x', userId: 'usr_other' }), action !== 'device.report', action);
   });
 
   it('reports objects of an organization the principal is not in as not found, never forbidden', () => {
@@ -32,7 +32,7 @@ describe('authorize', () => {
     for (const action of actions) {
       const code = refusal(() => authorize(outsider, action, { orgId: 'org_b' }));
       assert.ok(code === 'not_found' || code === 'forbidden', `${action}: ${code}`);
-      if (code === 'forbidden') assert.ok(action.startsWith('user.') || action.startsWith('system.') || action === 'org.create', action);
+      if (code === 'forbidden') assert.ok(action.startsWith('user.') || action.startsWith('system.') || action === 'org.create' || action === 'device.report', action);
     }
     assert.equal(refusal(() => authorize(outsider, 'org.read', { orgId: 'org_b' })), 'not_found');
   });
@@ -70,5 +70,16 @@ describe('authorize', () => {
   it('gives a device no management action, even in its own organization', () => {
     const device: Principal = { kind: 'device', deviceId: 'dev_1', orgId: 'o', keyId: 'key_2' };
     for (const action of actions) assert.equal(can(device, action, { orgId: 'o', userId: 'usr_me' }), false, action);
+  });
+
+  it('lets only the device itself report its state, and read itself', () => {
+    const device: Principal = { kind: 'device', deviceId: 'dev_1', orgId: 'o', keyId: 'key_2' };
+    assert.equal(can(device, 'device.report', { orgId: 'o', deviceId: 'dev_1' }), true);
+    assert.equal(can(device, 'device.read', { orgId: 'o', deviceId: 'dev_1' }), true);
+    assert.equal(can(device, 'device.report', { orgId: 'o', deviceId: 'dev_2' }), false);
+    assert.equal(can(device, 'device.report', { orgId: 'p', deviceId: 'dev_1' }), false);
+    assert.equal(can(user({ o: 'owner' }), 'device.report', { orgId: 'o', deviceId: 'dev_1' }), false);
+    assert.equal(can(user({ o: 'operator' }), 'device.control', { orgId: 'o', deviceId: 'dev_1' }), true);
+    assert.equal(can(user({ o: 'viewer' }), 'device.control', { orgId: 'o', deviceId: 'dev_1' }), false);
   });
 });
