@@ -1,5 +1,6 @@
 import { authorize, type Principal } from '../core/access.ts';
-import { notFound } from '../core/errors.ts';
+import { mergeState, stateDelta, changedFields, type StateDocument } from '../core/device-state.ts';
+import { FleetError, notFound } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Database } from '../store/schema.ts';
 import type { Db, Store } from '../store/store.ts';
@@ -12,61 +13,235 @@ export interface Device {
   id: string;
   orgId: string;
   name: string;
+  model: string | null;
+  firmware: string | null;
+  tags: string[];
+  metadata: StateDocument;
+  online: boolean;
+  /** The fleetd node holding the device's connection, while it is online. */
+  connectedNode: string | null;
+  lastSeenAt: string | null;
   createdAt: string;
   updatedAt: string;
 }
 
-const toDevice = (row: Database['devices']): Device => ({ id: row.id, orgId: row.org_id, name: row.name, createdAt: row.created_at, updatedAt: row.updated_at });
-
-export async function findDevice(db: Db, orgId: string, deviceId: string): Promise<Device | undefined> {
-  const row = await db.selectFrom('devices').selectAll().where('org_id', '=', orgId).where('id', '=', deviceId).executeTakeFirst();
-  return row && toDevice(row);
+export interface DeviceState {
+  reported: StateDocument;
+  reportedVersion: number;
+  desired: StateDocument;
+  desiredVersion: number;
+  /** What of `desired` the device has not reported yet; null when nothing. */
+  delta: StateDocument | null;
 }
 
-/** The device registry: devices registered by an admin, each able to hold API keys of its own. */
+export interface DeviceFilter {
+  q?: string;
+  /** Devices carrying every one of these tags. */
+  tags?: string[];
+  online?: boolean;
+  model?: string;
+}
+
+export interface DeviceChanges {
+  name?: string;
+  model?: string | null;
+  firmware?: string | null;
+  /** The whole new list of tags. */
+  tags?: string[];
+  /** A merge patch: fields set to null are removed. */
+  metadata?: StateDocument;
+}
+
+type DeviceRow = Database['devices'];
+
+/** A state document is read on every change of it; beyond this size it is refused. */
+export const maxStateBytes = 64 * 1024;
+/** Concurrent writers of one document retry on a version conflict this many times. */
+const stateWriteAttempts = 5;
+
+const toDevice = (row: DeviceRow, tags: string[]): Device => ({
+  id: row.id,
+  orgId: row.org_id,
+  name: row.name,
+  model: row.model,
+  firmware: row.firmware,
+  tags,
+  metadata: JSON.parse(row.metadata) as StateDocument,
+  online: row.connected_node !== null,
+  connectedNode: row.connected_node,
+  lastSeenAt: row.last_seen_at,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+const toState = (row: Pick<DeviceRow, 'reported' | 'reported_version' | 'desired' | 'desired_version'>): DeviceState => {
+  const reported = JSON.parse(row.reported) as StateDocument;
+  const desired = JSON.parse(row.desired) as StateDocument;
+  return { reported, reportedVersion: row.reported_version, desired, desiredVersion: row.desired_version, delta: stateDelta(desired, reported) ?? null };
+};
+
+export async function findDevice(db: Db, orgId: string, deviceId: string): Promise<DeviceRow | undefined> {
+  return db.selectFrom('devices').selectAll().where('org_id', '=', orgId).where('id', '=', deviceId).executeTakeFirst();
+}
+
+async function tagsOf(db: Db, deviceIds: string[]): Promise<Map<string, string[]>> {
+  const tags = new Map<string, string[]>(deviceIds.map((id) => [id, []]));
+  if (deviceIds.length === 0) return tags;
+  const rows = await db.selectFrom('device_tags').select(['device_id', 'tag']).where('device_id', 'in', deviceIds).orderBy('tag').execute();
+  for (const row of rows) tags.get(row.device_id)!.push(row.tag);
+  return tags;
+}
+
+function serializeState(document: StateDocument, what: string): string {
+  const text = JSON.stringify(document);
+  if (Buffer.byteLength(text) > maxStateBytes) throw new FleetError('payload_too_large', `The ${what} would exceed ${maxStateBytes} bytes`);
+  return text;
+}
+
+/**
+ * The device registry: identity, tags and metadata of each device, where it is connected, and its
+ * reported and desired state (see core/device-state.ts).
+ */
 export class Devices {
   constructor(
     private readonly store: Store,
     private readonly organizations: Organizations,
   ) {}
 
-  async list(principal: Principal, orgIdOrSlug: string, filter: { q?: string }, page: PageRequest): Promise<Page<Device>> {
+  async list(principal: Principal, orgIdOrSlug: string, filter: DeviceFilter, page: PageRequest): Promise<Page<Device>> {
     const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(principal, 'device.read', { orgId: org.id });
     let query = this.store.db.selectFrom('devices').selectAll().where('org_id', '=', org.id);
-    if (filter.q) query = query.where(contains('name', filter.q));
+    if (filter.q) {
+      const q = filter.q;
+      query = query.where((eb) => eb.or([contains('name', q), contains('id', q), contains('model', q)]));
+    }
+    for (const tag of filter.tags ?? []) {
+      query = query.where('id', 'in', (eb) => eb.selectFrom('device_tags').select('device_id').where('tag', '=', tag));
+    }
+    if (filter.online !== undefined) query = query.where('connected_node', filter.online ? 'is not' : 'is', null);
+    if (filter.model) query = query.where('model', '=', filter.model);
     const result = await paginate(query, 'id', page);
-    return { items: result.items.map(toDevice), nextCursor: result.nextCursor };
+    const tags = await tagsOf(this.store.db, result.items.map((row) => row.id));
+    return { items: result.items.map((row) => toDevice(row, tags.get(row.id)!)), nextCursor: result.nextCursor };
   }
 
   async get(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<Device> {
-    const org = await this.organizations.resolve(orgIdOrSlug);
-    authorize(principal, 'device.read', { orgId: org.id, deviceId });
-    const device = await findDevice(this.store.db, org.id, deviceId);
-    if (!device) throw notFound('Device');
-    return device;
+    const row = await this.readable(principal, orgIdOrSlug, deviceId);
+    return toDevice(row, (await tagsOf(this.store.db, [row.id])).get(row.id)!);
   }
 
-  async create(actor: Actor, orgIdOrSlug: string, input: { name: string }): Promise<Device> {
+  async create(actor: Actor, orgIdOrSlug: string, input: { name: string } & Omit<DeviceChanges, 'name'>): Promise<Device> {
     const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(actor.principal, 'device.manage', { orgId: org.id });
     const now = nowIso();
-    const row = { id: newId('dev'), org_id: org.id, name: input.name, created_at: now, updated_at: now };
+    const row: DeviceRow = {
+      id: newId('dev'),
+      org_id: org.id,
+      name: input.name,
+      model: input.model ?? null,
+      firmware: input.firmware ?? null,
+      metadata: serializeState(mergeState({}, input.metadata ?? {}), 'metadata'),
+      last_seen_at: null,
+      connected_node: null,
+      reported: '{}',
+      reported_version: 0,
+      desired: '{}',
+      desired_version: 0,
+      created_at: now,
+      updated_at: now,
+    };
+    const tags = [...new Set(input.tags ?? [])].sort();
     await this.store.transaction(async (tx) => {
       await tx.insertInto('devices').values(row).execute();
-      await recordAudit(tx, actor, { orgId: org.id, action: 'device.create', target: { type: 'device', id: row.id }, details: { name: row.name } });
+      if (tags.length > 0) await tx.insertInto('device_tags').values(tags.map((tag) => ({ device_id: row.id, tag }))).execute();
+      await recordAudit(tx, actor, { orgId: org.id, action: 'device.create', target: { type: 'device', id: row.id }, details: { name: row.name, tags } });
     });
-    return toDevice(row);
+    return toDevice(row, tags);
+  }
+
+  /** Renames, retags, or changes the model, firmware or metadata of a device (operators). */
+  async update(actor: Actor, orgIdOrSlug: string, deviceId: string, changes: DeviceChanges): Promise<Device> {
+    const current = await this.readable(actor.principal, orgIdOrSlug, deviceId);
+    authorize(actor.principal, 'device.update', { orgId: current.org_id, deviceId });
+    return this.store.transaction(async (tx) => {
+      const row = (await findDevice(tx, current.org_id, deviceId))!;
+      const values: Partial<DeviceRow> = { updated_at: nowIso() };
+      if (changes.name !== undefined) values.name = changes.name;
+      if (changes.model !== undefined) values.model = changes.model;
+      if (changes.firmware !== undefined) values.firmware = changes.firmware;
+      if (changes.metadata !== undefined) values.metadata = serializeState(mergeState(JSON.parse(row.metadata) as StateDocument, changes.metadata), 'metadata');
+      await tx.updateTable('devices').set(values).where('id', '=', deviceId).execute();
+      if (changes.tags !== undefined) {
+        await tx.deleteFrom('device_tags').where('device_id', '=', deviceId).execute();
+        const tags = [...new Set(changes.tags)];
+        if (tags.length > 0) await tx.insertInto('device_tags').values(tags.map((tag) => ({ device_id: deviceId, tag }))).execute();
+      }
+      await recordAudit(tx, actor, { orgId: row.org_id, action: 'device.update', target: { type: 'device', id: deviceId }, details: { ...changes } });
+      return toDevice({ ...row, ...values }, (await tagsOf(tx, [deviceId])).get(deviceId)!);
+    });
   }
 
   /** Deletes the device; its API keys are revoked with it. */
   async delete(actor: Actor, orgIdOrSlug: string, deviceId: string): Promise<void> {
-    const device = await this.get(actor.principal, orgIdOrSlug, deviceId);
-    authorize(actor.principal, 'device.manage', { orgId: device.orgId, deviceId });
+    const device = await this.readable(actor.principal, orgIdOrSlug, deviceId);
+    authorize(actor.principal, 'device.manage', { orgId: device.org_id, deviceId });
     await this.store.transaction(async (tx) => {
       await tx.deleteFrom('devices').where('id', '=', device.id).execute();
       await tx.updateTable('api_keys').set({ revoked_at: nowIso(), revoked_by: 'device.deleted' }).where('device_id', '=', device.id).where('revoked_at', 'is', null).execute();
-      await recordAudit(tx, actor, { orgId: device.orgId, action: 'device.delete', target: { type: 'device', id: device.id }, details: { name: device.name } });
+      await recordAudit(tx, actor, { orgId: device.org_id, action: 'device.delete', target: { type: 'device', id: device.id }, details: { name: device.name } });
     });
+  }
+
+  async state(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<DeviceState> {
+    return toState(await this.readable(principal, orgIdOrSlug, deviceId));
+  }
+
+  /** Merges a patch into the desired state (operators); the device is told while it is online. */
+  async setDesired(actor: Actor, orgIdOrSlug: string, deviceId: string, patch: StateDocument): Promise<DeviceState> {
+    const current = await this.readable(actor.principal, orgIdOrSlug, deviceId);
+    authorize(actor.principal, 'device.control', { orgId: current.org_id, deviceId });
+    return this.store.transaction(async (tx) => {
+      const { row } = await this.writeState(tx, deviceId, 'desired', patch);
+      await recordAudit(tx, actor, { orgId: current.org_id, action: 'device.desired', target: { type: 'device', id: deviceId }, details: { patch, version: row.desired_version } });
+      return toState(row);
+    });
+  }
+
+  /**
+   * Merges a partial status report of the device itself into its reported state. Returns the new
+   * state and only the fields that changed, which is what watchers are told.
+   */
+  async report(principal: Principal, orgIdOrSlug: string, deviceId: string, patch: StateDocument): Promise<{ state: DeviceState; changed: StateDocument | null }> {
+    const current = await this.readable(principal, orgIdOrSlug, deviceId);
+    authorize(principal, 'device.report', { orgId: current.org_id, deviceId });
+    const { row, before } = await this.writeState(this.store.db, deviceId, 'reported', patch, { last_seen_at: nowIso() });
+    return { state: toState(row), changed: changedFields(before, JSON.parse(row.reported) as StateDocument) ?? null };
+  }
+
+  /**
+   * Read, merge, write if nobody wrote in between (the version says), else again: concurrent
+   * reports on several nodes never lose each other's fields.
+   */
+  private async writeState(db: Db, deviceId: string, which: 'reported' | 'desired', patch: StateDocument, also: Partial<DeviceRow> = {}): Promise<{ row: DeviceRow; before: StateDocument }> {
+    const version = which === 'reported' ? 'reported_version' : 'desired_version';
+    for (let attempt = 0; attempt < stateWriteAttempts; attempt++) {
+      const row = await db.selectFrom('devices').selectAll().where('id', '=', deviceId).executeTakeFirst();
+      if (!row) throw notFound('Device');
+      const before = JSON.parse(row[which]) as StateDocument;
+      const values = { ...also, [which]: serializeState(mergeState(before, patch), `${which} state`), [version]: row[version] + 1 };
+      const written = await db.updateTable('devices').set(values).where('id', '=', deviceId).where(version, '=', row[version]).executeTakeFirst();
+      if (written.numUpdatedRows === 1n) return { row: { ...row, ...values }, before };
+    }
+    throw new FleetError('conflict', `The ${which} state of ${deviceId} changed too often to update; try again`);
+  }
+
+  /** The device row, if the principal may read it; others' devices are not found. */
+  private async readable(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<DeviceRow> {
+    const org = await this.organizations.resolve(orgIdOrSlug);
+    authorize(principal, 'device.read', { orgId: org.id, deviceId });
+    const row = await findDevice(this.store.db, org.id, deviceId);
+    if (!row) throw notFound('Device');
+    return row;
   }
 }

@@ -61,6 +61,25 @@ export interface Database {
     request_id: string | null;
     at: string;
   };
-  devices: { id: string; org_id: string; name: string; created_at: string; updated_at: string };
+  devices: {
+    id: string;
+    org_id: string;
+    name: string;
+    model: string | null;
+    firmware: string | null;
+    /** JSON object of free keys. */
+    metadata: string;
+    last_seen_at: string | null;
+    /** The node holding the device's connection; null while it is offline. */
+    connected_node: string | null;
+    /** JSON state documents, each with a version that counts its changes. */
+    reported: string;
+    reported_version: number;
+    desired: string;
+    desired_version: number;
+    created_at: string;
+    updated_at: string;
+  };
+  device_tags: { device_id: string; tag: string };
   auth_throttle: { key: string; failures: number; window_start: string; blocked_until: string | null };
 }

@@ -29,7 +29,11 @@ const orgRoutes: Array<{ method: string; path: string; body?: Record<string, unk
   { method: 'GET', path: '/api/orgs/{orgId}/devices' },
   { method: 'POST', path: '/api/orgs/{orgId}/devices', body: { name: 'intruder device' } },
   { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}' },
+  { method: 'PATCH', path: '/api/orgs/{orgId}/devices/{deviceId}', body: { name: 'Taken over' } },
   { method: 'DELETE', path: '/api/orgs/{orgId}/devices/{deviceId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}/state' },
+  { method: 'PATCH', path: '/api/orgs/{orgId}/devices/{deviceId}/state/desired', body: { 'switch:0': { output: true } } },
+  { method: 'PATCH', path: '/api/orgs/{orgId}/devices/{deviceId}/state/reported', body: { 'switch:0': { output: true } } },
   { method: 'GET', path: '/api/orgs/{orgId}/audit' },
 ];
 
@@ -126,7 +130,10 @@ for (const backend of await backends()) {
         ['PATCH', `/api/orgs/${A.id}/members/${B.memberId}`, { role: 'viewer' }],
         ['DELETE', `/api/orgs/${A.id}/members/${B.memberId}`],
         ['GET', `/api/orgs/${A.id}/devices/${B.deviceId}`],
+        ['PATCH', `/api/orgs/${A.id}/devices/${B.deviceId}`, { name: 'Taken over' }],
         ['DELETE', `/api/orgs/${A.id}/devices/${B.deviceId}`],
+        ['GET', `/api/orgs/${A.id}/devices/${B.deviceId}/state`],
+        ['PATCH', `/api/orgs/${A.id}/devices/${B.deviceId}/state/desired`, { a: 1 }],
       ] as const;
       for (const [method, path, body] of paths) {
         for (const caller of [ownerA, keyA]) {
