@@ -3,6 +3,8 @@ import type { Config } from './config/keys.ts';
 import { maskedConfig } from './config/load.ts';
 import { FleetError } from './core/errors.ts';
 import { buildApp, type App } from './http/app.ts';
+import type { Bus } from './hub/bus.ts';
+import { openBus } from './hub/open.ts';
 import type { Logger } from './log.ts';
 import { createServices, type Services } from './services/index.ts';
 import { openStore } from './store/store.ts';
@@ -11,15 +13,21 @@ export interface RunningServer {
   url: string;
   app: App;
   services: Services;
-  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeout), closes the store. */
+  /** Messages between connections and nodes (the `bus` key). */
+  bus: Bus;
+  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeout), drains the bus, closes the store. */
   close(): Promise<void>;
 }
 
 const throttlePruneIntervalMs = 10 * 60_000;
 
-/** Opens the store, migrates it, and serves the API until `close()`. */
+/** Opens the store and the bus, migrates the store, and serves the API until `close()`. */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const store = openStore(config.database);
+  const bus = await openBus(config.bus, logger.child({ component: 'bus' })).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
   let closing = false;
   try {
     const applied = await store.migrate();
@@ -54,11 +62,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }, config.shutdownTimeout * 1000);
       await app.close();
       clearTimeout(timer);
+      await bus.close();
       await store.close();
       logger.info('fleetd stopped');
     };
-    return { url, app, services, close };
+    return { url, app, services, bus, close };
   } catch (error) {
+    await bus.close();
     await store.close();
     throw error;
   }

@@ -25,6 +25,12 @@ export const configKeys = {
     description: 'Database URL: `sqlite:PATH` (default `sqlite:<data>/fleetd.db`) or `postgres://user@host:port/db`.',
     secret: true,
   },
+  bus: {
+    // No user:password@ in the URLs: this key is printed unmasked, and NATS authentication is not supported yet.
+    schema: Type.String({ pattern: '^(memory|nats://[^\\s,@/]+(,nats://[^\\s,@/]+)*)$', default: 'memory' }),
+    allowed: 'memory, or a comma-separated list of nats://host:port URLs',
+    description: 'Message bus between connections and nodes: `memory` (in-process, one node) or `nats://host:port[,nats://host:port...]` (NATS, several nodes).',
+  },
   logLevel: { schema: Type.Union(logLevels.map((l) => Type.Literal(l)), { default: 'info' }), description: 'Least severe log level written.' },
   bodyLimit: { schema: Type.Integer({ minimum: 1024, maximum: 1073741824, default: 1048576 }), description: 'Largest HTTP request body accepted, in bytes.' },
   trustProxy: { schema: Type.Boolean({ default: false }), description: 'Take the client address from X-Forwarded-For (only behind a reverse proxy you run).' },
