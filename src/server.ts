@@ -32,7 +32,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   try {
     const applied = await store.migrate();
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
-    const services = await createServices(store, config);
+    const services = await createServices(store, config, bus, logger);
     const app = await buildApp({
       config,
       services,

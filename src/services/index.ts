@@ -1,5 +1,7 @@
 import type { Config } from '../config/keys.ts';
 import type { Principal } from '../core/access.ts';
+import type { Bus } from '../hub/bus.ts';
+import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
 import { ApiKeys } from './api-keys.ts';
 import { Authenticator } from './authenticator.ts';
@@ -25,15 +27,28 @@ export interface Services {
   authenticator: Authenticator;
 }
 
-export async function createServices(store: Store, config: Config): Promise<Services> {
+/** Published after each commit of identity data, so that every node forgets what it cached. */
+const identityChanged = 'fleetd.identity.changed';
+
+export async function createServices(store: Store, config: Config, bus: Bus, logger: Logger): Promise<Services> {
   const throttle = new Throttle(store.db, { maxFailures: config.throttleMaxFailures, windowSeconds: config.throttleWindow });
   const jwtSecret = await loadJwtSecret(store.db, config.jwtSecret);
   const sessions = new Sessions(store, { accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl, jwtSecret }, throttle);
   const principals = new NodeCache<Principal>(config.cacheTtl * 1000);
   const organizationCache = new NodeCache<Organization>(config.cacheTtl * 1000);
-  store.onCommit(() => {
+  const forget = () => {
     principals.invalidate();
     organizationCache.invalidate();
+  };
+  await bus.subscribe(identityChanged, forget);
+  store.onCommit(() => {
+    forget();
+    try {
+      bus.publish(identityChanged, null);
+    } catch (error) {
+      // The other nodes then catch up within cacheTtl; the change itself is committed.
+      logger.warn({ err: error }, 'could not tell the other nodes to forget cached identity data');
+    }
   });
   const organizations = new Organizations(store, organizationCache);
   const apiKeys = new ApiKeys(store, organizations);

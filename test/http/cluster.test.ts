@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { RunningServer } from '../../src/server.ts';
 import { backends } from '../helpers/backends.ts';
+import { busBackends, natsTestUrl } from '../hub/buses.ts';
 import { request, startNode, startTestServer, type TestServer } from '../helpers/server.ts';
 
 /** Several fleetd nodes on one database agree on who is who: what a cluster relies on. */
@@ -66,6 +67,42 @@ for (const backend of await backends()) {
       const blocked = await attempt(cached.url, first.admin.password);
       assert.equal(blocked.status, 429);
       assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    });
+  });
+}
+
+/** Nodes joined by NATS forget cached identity data as soon as another node commits a change. */
+const nats = (await busBackends()).find((b) => b.name === 'nats')!;
+for (const backend of await backends()) {
+  describe(`several nodes joined by NATS [${backend.name}]`, { skip: backend.skip ?? nats.skip }, () => {
+    let first: TestServer;
+    let second: RunningServer;
+    let data: string;
+    // Long enough that only the bus can explain a change seen within the test.
+    const overrides = { cacheTtl: '300', bus: natsTestUrl };
+
+    before(async () => {
+      first = await startTestServer(backend, overrides);
+      data = mkdtempSync(join(tmpdir(), 'fleetd-node-'));
+      second = await startNode(first.databaseUrl, data, overrides);
+    });
+    after(async () => {
+      await second?.close();
+      await first?.close();
+      if (data) rmSync(data, { recursive: true, force: true });
+    });
+
+    it('a key revoked on one node is refused by the others at once', async () => {
+      const created = await request(first.url, 'POST', `/api/orgs/${first.admin.orgId}/api-keys`, { token: first.admin.token, body: { name: 'shared' } });
+      const key = created.body.key as string;
+      assert.equal((await request(second.url, 'GET', '/api/auth/me', { token: key })).status, 200);
+      assert.equal((await request(first.url, 'DELETE', `/api/orgs/${first.admin.orgId}/api-keys/${created.body.id}`, { token: first.admin.token })).status, 200);
+      let status = 200;
+      for (let tries = 0; tries < 50 && status === 200; tries++) {
+        await sleep(20);
+        status = (await request(second.url, 'GET', '/api/auth/me', { token: key })).status;
+      }
+      assert.equal(status, 401, 'refused within a second, far below cacheTtl');
     });
   });
 }

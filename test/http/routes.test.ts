@@ -9,6 +9,8 @@ import { actions } from '../../src/core/access.ts';
 import type { RouteAccess } from '../../src/http/access.ts';
 import { buildApp, type App } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
+import type { Bus } from '../../src/hub/bus.ts';
+import { openBus } from '../../src/hub/open.ts';
 import { createServices } from '../../src/services/index.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
 import { backends, type TestDatabase } from '../helpers/backends.ts';
@@ -42,6 +44,7 @@ for (const backend of await backends()) {
     let database: TestDatabase;
     let data: string;
     let store: Store;
+    let bus: Bus;
     let app: App;
     let url: string;
 
@@ -51,7 +54,8 @@ for (const backend of await backends()) {
       const { config } = loadConfig({ env: {}, cwd: data, flags: { logLevel: 'silent', data, database: database.url } });
       store = openStore(config.database);
       await store.migrate();
-      const services = await createServices(store, config);
+      bus = await openBus('memory', createLogger('silent'));
+      const services = await createServices(store, config, bus, createLogger('silent'));
       app = await buildApp({
         config,
         services,
@@ -69,6 +73,7 @@ for (const backend of await backends()) {
     });
     after(async () => {
       await app?.close();
+      await bus?.close();
       await store?.close();
       await database?.drop();
       if (data) rmSync(data, { recursive: true, force: true });
