@@ -4,7 +4,8 @@ import { connect } from 'nats';
 import { FleetError } from '../../src/core/errors.ts';
 import type { Bus } from '../../src/hub/bus.ts';
 import { maxSubjectBytes } from '../../src/hub/subject.ts';
-import { busBackends, fence, inbox, natsTestUrl, recordingLogger, uniquePrefix, type Inbox } from './buses.ts';
+import { busBackends, fence, inbox, natsTestUrl, uniquePrefix, type Inbox } from './buses.ts';
+import { recordingLogger } from '../helpers/logger.ts';
 
 /** Asserts that `work` fails with a FleetError of `code` whose message contains `words`. */
 async function refuses(work: () => unknown, code: FleetError['code'], words: string): Promise<FleetError> {

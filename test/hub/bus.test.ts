@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FleetError } from '../../src/core/errors.ts';
 import type { Bus, BusMessage } from '../../src/hub/bus.ts';
-import { busBackends, fence, inbox, recordingLogger, uniquePrefix } from './buses.ts';
+import { busBackends, fence, inbox, uniquePrefix } from './buses.ts';
+import { recordingLogger } from '../helpers/logger.ts';
 
 /** Asserts that `work` fails with a FleetError of `code` (and, when given, `reason` in its details). */
 async function refuses(work: () => unknown, code: FleetError['code'], reason?: string): Promise<FleetError> {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import type { Bus, BusKind, BusMessage } from '../../src/hub/bus.ts';
 import { openBus } from '../../src/hub/open.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
@@ -67,17 +66,6 @@ export function busBackends(): Promise<BusBackend[]> {
 /** A subject prefix no other test uses, so tests sharing one NATS server never see each other's messages. */
 export const uniquePrefix = () => `test.${randomBytes(6).toString('hex')}`;
 
-/** A logger whose entries (at `level` and above) the test can read. */
-export function recordingLogger(level = 'warn'): { logger: Logger; entries: Array<Record<string, unknown>> } {
-  const entries: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      entries.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger(level, sink), entries };
-}
 
 /** A handler that keeps what it receives, and a way to wait for a number of messages. */
 export interface Inbox {

@@ -5,7 +5,8 @@ import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { FleetError } from '../../src/core/errors.ts';
 import { openBus } from '../../src/hub/open.ts';
-import { inbox, recordingLogger, uniquePrefix } from './buses.ts';
+import { inbox, uniquePrefix } from './buses.ts';
+import { recordingLogger } from '../helpers/logger.ts';
 
 const natsServerBinary = process.env.FLEETD_TEST_NATS_SERVER ?? '/usr/sbin/nats-server';
 const skip = existsSync(natsServerBinary)

@@ -6,7 +6,8 @@ import { Dispatcher } from '../../../src/adapters/jsonrpc/dispatcher.ts';
 import type { CallContext } from '../../../src/adapters/jsonrpc/methods.ts';
 import { conflict, FleetError } from '../../../src/core/errors.ts';
 import { createLogger } from '../../../src/log.ts';
-import { capturingLogger, decoded } from './helpers.ts';
+import {decoded } from './helpers.ts';
+import { recordingLogger } from '../../helpers/logger.ts';
 
 /** What the dispatcher does beyond the specification's examples: params, results, errors, batches, transports. */
 
@@ -80,7 +81,7 @@ describe('dispatcher', () => {
   });
 
   describe('results and errors', () => {
-    const log = capturingLogger();
+    const log = recordingLogger();
     const dispatcher = new Dispatcher({ logger: log.logger })
       .register({ name: 'nothing', params: Type.Array(Type.Unknown()), access: 'public', handler: () => undefined })
       .register({ name: 'later', params: Type.Array(Type.Unknown()), access: 'public', handler: async () => (await sleep(1), { done: true }) })
@@ -112,7 +113,7 @@ describe('dispatcher', () => {
       assert.deepStrictEqual(await errorOf(dispatcher, request('taken', [])), { code: -32009, message: 'The name is taken', data: { field: 'name' } });
       assert.deepStrictEqual(await errorOf(dispatcher, request('plain', [])), { code: -32029, message: 'Slow down' });
       assert.deepStrictEqual(await errorOf(dispatcher, request('broken', [])), { code: -32603, message: 'The database is unreachable' });
-      assert.ok(log.lines().some((line) => line.msg === 'JSON-RPC method failed' && line.method === 'broken'), 'internal errors are logged');
+      assert.ok(log.entries.some((line) => line.msg === 'JSON-RPC method failed' && line.method === 'broken'), 'internal errors are logged');
     });
 
     it('answers a result JSON cannot hold with an Internal error for that response alone', async () => {
@@ -121,7 +122,7 @@ describe('dispatcher', () => {
         { jsonrpc: '2.0', error: { code: -32603, message: 'Internal error' }, id: 1 },
         { jsonrpc: '2.0', result: null, id: 2 },
       ]);
-      assert.ok(log.lines().some((line) => line.msg === 'JSON-RPC response cannot be written as JSON'));
+      assert.ok(log.entries.some((line) => line.msg === 'JSON-RPC response cannot be written as JSON'));
     });
   });
 
@@ -181,7 +182,7 @@ describe('dispatcher', () => {
     });
 
     it('gives responses to whoever waits for them; one that fails to take it breaks nothing', async () => {
-      const log = capturingLogger();
+      const log = recordingLogger();
       const received: unknown[] = [];
       const dispatcher = new Dispatcher({
         logger: log.logger,
@@ -192,7 +193,7 @@ describe('dispatcher', () => {
       });
       assert.equal(await dispatcher.handleText('[{"jsonrpc":"2.0","result":1,"id":1},{"jsonrpc":"2.0","result":2,"id":2}]', {}), undefined);
       assert.deepStrictEqual(received, [1, 2]);
-      assert.ok(log.lines().some((line) => line.msg === 'JSON-RPC response could not be delivered'));
+      assert.ok(log.entries.some((line) => line.msg === 'JSON-RPC response could not be delivered'));
     });
   });
 });

@@ -9,7 +9,8 @@ import type { Principal } from '../../../src/core/access.ts';
 import { FleetError } from '../../../src/core/errors.ts';
 import type { Role } from '../../../src/core/roles.ts';
 import { createLogger } from '../../../src/log.ts';
-import { capturingLogger, decoded } from './helpers.ts';
+import {decoded } from './helpers.ts';
+import { recordingLogger } from '../../helpers/logger.ts';
 
 /** What a client (or a device) may send on purpose or by accident: answered by the rules, never a crash. */
 
@@ -21,7 +22,7 @@ const internalError = (id: string | number | null) => ({ jsonrpc: '2.0', error: 
 const thrownValues: unknown[] = ['a string', undefined, null, 42, { code: -32001, message: 'pretending to be an error' }, { rpcCode: -32001 }, Symbol('thrown')];
 
 function hostileDispatcher(options: { maxBatchSize?: number } = {}) {
-  const log = capturingLogger();
+  const log = recordingLogger();
   const dispatcher = new Dispatcher({ logger: log.logger, ...options })
     .register({
       name: 'subtract',
@@ -201,7 +202,7 @@ describe('hostile input', () => {
     }
     assert.deepStrictEqual(await send(dispatcher, request('leak', {}, 'l')), internalError('l'));
     assert.ok(log.text().includes('hunter2'), 'the log has what the caller was not told');
-    assert.equal(log.lines().filter((line) => line.msg === 'JSON-RPC method failed').length, thrownValues.length + 1);
+    assert.equal(log.entries.filter((line) => line.msg === 'JSON-RPC method failed').length, thrownValues.length + 1);
   });
 
   it('answers nothing to notifications, whatever goes wrong with them', async () => {
