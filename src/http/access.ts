@@ -5,15 +5,10 @@ import { FleetError, unauthenticated } from '../core/errors.ts';
 import type { Actor } from '../services/actor.ts';
 import type { Authenticator } from '../services/authenticator.ts';
 
-/**
- * Who may call a route, declared in its `config.access` (the declaration JSON-RPC methods make too).
- * A route without a declaration answers 500, and a test fails for it.
- */
-export type RouteAccess = AccessDeclaration;
-
 declare module 'fastify' {
   interface FastifyContextConfig {
-    access?: RouteAccess;
+    /** Who may call the route; a route without a declaration answers 500, and a test fails for it. */
+    access?: AccessDeclaration;
   }
   interface FastifyRequest {
     principal?: Principal;

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Type } from 'typebox';
-import type { RouteAccess } from './access.ts';
+import type { AccessDeclaration } from '../core/access.ts';
 
 /**
  * The OpenAPI 3 document, built from the schemas declared with each route, at /api/openapi.json,
@@ -23,7 +23,7 @@ export const openapiPlugin = fp(async (app: FastifyInstance, options: { version:
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
     transform: ({ schema, url, route }) => {
-      const access = (route.config as { access?: RouteAccess } | undefined)?.access;
+      const access = (route.config as { access?: AccessDeclaration } | undefined)?.access;
       const transformed = { ...schema } as Record<string, unknown>;
       if (access && access !== 'public') {
         transformed.security = [{ bearer: [] }, { session: [] }];

@@ -12,8 +12,6 @@ import type { Throttle } from './throttle.ts';
 export interface Credentials {
   /** The `Authorization` header, `Bearer <token>` or RDFM's `Bearer token=<token>`. */
   authorization?: string;
-  /** A bare token from a URL or subprotocol, for clients that cannot set headers. */
-  token?: string;
   sessionCookie?: string;
   csrfHeader?: string;
   unsafeMethod?: boolean;
@@ -38,7 +36,7 @@ export class Authenticator {
 
   /** Undefined when no credentials were presented at all. */
   async authenticate(credentials: Credentials): Promise<Principal | undefined> {
-    const token = credentials.token ?? bearerToken(credentials.authorization);
+    const token = bearerToken(credentials.authorization);
     if (token !== undefined) {
       const cached = this.cache.recall(token);
       if (cached) return cached;
@@ -77,7 +75,7 @@ export class Authenticator {
   }
 }
 
-export function bearerToken(header: string | undefined): string | undefined {
+function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const match = /^Bearer\s+(?:token=)?(\S+)\s*$/i.exec(header);
   if (!match) throw unauthenticated('Authorization header must be "Bearer <token>"');

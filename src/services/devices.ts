@@ -55,7 +55,7 @@ export interface DeviceChanges {
 type DeviceRow = Database['devices'];
 
 /** A state document is read on every change of it; beyond this size it is refused. */
-export const maxStateBytes = 64 * 1024;
+const maxStateBytes = 64 * 1024;
 /** Concurrent writers of one document retry on a version conflict this many times. */
 const stateWriteAttempts = 5;
 

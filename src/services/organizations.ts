@@ -17,7 +17,7 @@ export interface Organization {
   updatedAt: string;
 }
 
-export const toOrganization = (row: Database['organizations']): Organization => ({
+const toOrganization = (row: Database['organizations']): Organization => ({
   id: row.id,
   slug: row.slug,
   name: row.name,

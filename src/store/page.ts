@@ -12,7 +12,7 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-export const defaultPageSize = 50;
+const defaultPageSize = 50;
 export const maxPageSize = 500;
 
 const encodeCursor = (id: string) => Buffer.from(id).toString('base64url');

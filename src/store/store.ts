@@ -11,7 +11,7 @@ import type { Database } from './schema.ts';
 /** Either the database or a transaction on it: every query function takes one. */
 export type Db = Kysely<Database> | Transaction<Database>;
 
-export type StoreKind = 'sqlite' | 'postgres';
+type StoreKind = 'sqlite' | 'postgres';
 
 /**
  * Persistence: one query layer (Kysely) over two implementations chosen by the database URL.
@@ -32,7 +32,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export function storeKind(url: string): StoreKind {
+function storeKind(url: string): StoreKind {
   if (url.startsWith('sqlite:')) return 'sqlite';
   if (/^postgres(ql)?:\/\//.test(url)) return 'postgres';
   throw new FleetError('validation_failed', `Unsupported database URL ${JSON.stringify(url)}: use sqlite:PATH or postgres://...`);

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RouteOptions } from 'fastify';
 import { loadConfig } from '../../src/config/load.ts';
-import { actions } from '../../src/core/access.ts';
-import type { RouteAccess } from '../../src/http/access.ts';
+import { actions, type AccessDeclaration } from '../../src/core/access.ts';
 import { buildApp, type App } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bus } from '../../src/hub/bus.ts';
@@ -30,7 +29,7 @@ interface SeenRoute {
 /** Routes that need an authenticated principal but ask the permission function nothing more. */
 const authenticatedOnly = new Set(['GET /api/auth/me', 'POST /api/auth/logout']);
 
-const accessOf = (route: SeenRoute) => route.options.config?.access as RouteAccess | undefined;
+const accessOf = (route: SeenRoute) => route.options.config?.access as AccessDeclaration | undefined;
 const hidden = (route: SeenRoute) => (route.options.schema as { hide?: boolean } | undefined)?.hide === true;
 const label = (route: SeenRoute) => `${route.method} ${route.url}`;
 /** `/api/orgs/:orgId` as the OpenAPI document spells it: `/api/orgs/{orgId}`. */

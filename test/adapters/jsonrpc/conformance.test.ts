@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { Type } from 'typebox';
 import { Dispatcher } from '../../../src/adapters/jsonrpc/dispatcher.ts';
 import { createLogger } from '../../../src/log.ts';
-import { decoded } from './helpers.ts';
+import { decoded, subtractMethod } from './helpers.ts';
 
 /**
  * Every example case of the JSON-RPC 2.0 specification (section 7 of the condensed rules in
@@ -70,13 +70,7 @@ const cases: Case[] = [
 function exampleDispatcher() {
   const notified: [string, unknown][] = [];
   const dispatcher = new Dispatcher({ logger: createLogger('silent') })
-    .register({
-      name: 'subtract',
-      params: Type.Object({ minuend: Type.Number(), subtrahend: Type.Number() }, { additionalProperties: false }),
-      positional: true,
-      access: 'public',
-      handler: ({ minuend, subtrahend }) => minuend - subtrahend,
-    })
+    .register(subtractMethod)
     .register({ name: 'sum', params: Type.Array(Type.Number()), access: 'public', handler: (terms) => terms.reduce((total, term) => total + term, 0) })
     .register({ name: 'get_data', params: Type.Object({}, { additionalProperties: false }), access: 'public', handler: () => ['hello', 5] });
   for (const name of ['update', 'notify_hello', 'notify_sum']) {

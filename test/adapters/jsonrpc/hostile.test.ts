@@ -9,7 +9,7 @@ import type { Principal } from '../../../src/core/access.ts';
 import { FleetError } from '../../../src/core/errors.ts';
 import type { Role } from '../../../src/core/roles.ts';
 import { createLogger } from '../../../src/log.ts';
-import {decoded } from './helpers.ts';
+import { decoded, subtractMethod } from './helpers.ts';
 import { recordingLogger } from '../../helpers/logger.ts';
 
 /** What a client (or a device) may send on purpose or by accident: answered by the rules, never a crash. */
@@ -24,13 +24,7 @@ const thrownValues: unknown[] = ['a string', undefined, null, 42, { code: -32001
 function hostileDispatcher(options: { maxBatchSize?: number } = {}) {
   const log = recordingLogger();
   const dispatcher = new Dispatcher({ logger: log.logger, ...options })
-    .register({
-      name: 'subtract',
-      params: Type.Object({ minuend: Type.Number(), subtrahend: Type.Number() }, { additionalProperties: false }),
-      positional: true,
-      access: 'public',
-      handler: ({ minuend, subtrahend }) => minuend - subtrahend,
-    })
+    .register(subtractMethod)
     .register({ name: 'greet', params: Type.Object({ name: Type.String({ maxLength: 50 }) }, { additionalProperties: false }), access: 'public', handler: ({ name }) => `hello ${name}` })
     .register({ name: 'keys', params: Type.Object({}, { additionalProperties: true }), access: 'public', handler: (params) => Object.keys(params) })
     .register({ name: 'echo', params: Type.Array(Type.Unknown()), access: 'public', handler: (params) => params })
