@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type, type Static, type TLiteral, type TOptional, type TSchema, type TUnion } from 'typebox';
 
 export interface KeyDefinition {
   schema: TSchema;
@@ -10,6 +10,11 @@ export interface KeyDefinition {
 }
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const admissionPolicies = ['manual', 'token', 'open'] as const;
+/** The device endpoints, each of which may have its own admission policy. */
+export const admissionEndpoints = ['shelly', 'devices', 'relay', 'checkin'] as const;
+export type AdmissionPolicy = (typeof admissionPolicies)[number];
+export type AdmissionEndpoint = (typeof admissionEndpoints)[number];
 
 /**
  * Every configuration key fleetd knows. The same key is `name` in fleetd.yaml, `FLEETD_NAME`
@@ -61,6 +66,49 @@ export const configKeys = {
   },
   oidcOrganization: { schema: Type.String({ minLength: 1, default: 'default' }), description: 'Slug of the organization external users belong to.' },
   oidcEmailClaim: { schema: Type.String({ minLength: 1, default: 'email' }), description: 'Claim holding the user email.' },
+  admission: {
+    schema: Type.Union(admissionPolicies.map((p) => Type.Literal(p)), { default: 'manual' }),
+    description:
+      'How an unknown device becomes trusted: `manual` (it waits until an admin accepts it), `token` (only with an enrollment token or a device key; others are refused) or `open` (admitted at once: for a lab bench only).',
+  },
+  admissionEndpoints: {
+    schema: Type.Object(Object.fromEntries(admissionEndpoints.map((e) => [e, Type.Optional(Type.Union(admissionPolicies.map((p) => Type.Literal(p))))])) as Record<AdmissionEndpoint, TOptional<TUnion<TLiteral<AdmissionPolicy>[]>>>, {
+      additionalProperties: false,
+      default: {},
+    }),
+    allowed: `a mapping of endpoint (${admissionEndpoints.join(', ')}) to policy (${admissionPolicies.join(', ')})`,
+    description: 'The admission policy of single device endpoints, overriding `admission`, e.g. `{shelly: open}`.',
+  },
+  checkinWindow: { schema: Type.Integer({ minimum: 5, maximum: 3600, default: 300 }), description: 'Seconds a signed check-in timestamp may differ from the server clock.' },
+  waitingRoomSize: { schema: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }), description: 'Most devices waiting for admission at once; more are refused until some are decided.' },
+  deviceCallTimeout: { schema: Type.Integer({ minimum: 1, maximum: 600, default: 30 }), description: 'Seconds a call relayed to a device waits for its answer, unless the caller asks for less.' },
+  hydrationTimeout: { schema: Type.Integer({ minimum: 1, maximum: 600, default: 20 }), description: 'Seconds each call of a Shelly device\'s hydration (GetDeviceInfo, GetStatus, GetConfig, GetComponents) may take.' },
+  wsMaxFrame: { schema: Type.Integer({ minimum: 1024, maximum: 67108864, default: 1048576 }), description: 'Largest WebSocket message accepted, in bytes; a larger one closes the connection with 1009.' },
+  wsRateLimit: { schema: Type.Integer({ minimum: 1, maximum: 1000000, default: 600 }), description: 'Messages per minute one WebSocket connection may send; above it the connection is closed with 1008.' },
+  wsSendQueue: {
+    schema: Type.Integer({ minimum: 1024, maximum: 1073741824, default: 4194304 }),
+    description: 'Bytes waiting to be sent to one WebSocket connection before it counts as too slow and is closed with 4008.',
+  },
+  wsPingInterval: { schema: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }), description: 'Seconds between WebSocket pings; a connection that misses two pongs in a row is closed.' },
+  eventRetention: { schema: Type.Integer({ minimum: 10, maximum: 604800, default: 3600 }), description: 'Seconds hub events are kept so that a reconnecting client can catch up on what it missed.' },
+  eventReplayMax: { schema: Type.Integer({ minimum: 1, maximum: 100000, default: 1000 }), description: 'Most events replayed to a reconnecting client; if it missed more it is told to resync.' },
+  messageLog: {
+    schema: Type.String({ default: '' }),
+    description: 'File of the routed-message log (relay frames, and device calls with `messageLogDevices`); empty means `<data>/messages.log`, `off` turns it off.',
+  },
+  messageLogDevices: { schema: Type.Boolean({ default: false }), description: 'Also log the frames of device endpoints (Shelly, fleetd devices), not only the relay.' },
+  messageLogMaxBytes: { schema: Type.Integer({ minimum: 1024, maximum: 1073741824, default: 10485760 }), description: 'Size at which the message log is rotated, in bytes.' },
+  messageLogFiles: { schema: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }), description: 'Rotated message log files kept besides the current one; older ones are deleted.' },
+  messageLogRedact: {
+    allowed: 'a list of texts, each a pattern such as *password*',
+    schema: Type.Array(Type.String({ minLength: 1 }), { default: ['*pass*', '*secret*', '*token*', '*key*', 'store_new_sta', 'test_new_sta'] }),
+    description:
+      'Patterns (`*` matches any text, case-insensitive) of JSON keys whose values, and of relay commands whose arguments, are written as `[redacted]` in the message log.',
+  },
+  relayCompat: { schema: Type.Boolean({ default: false }), description: 'Also serve the relay on Paikea\'s own layout: devices on `relayCompatDevicePort` with the channel as the path, pages on `relayCompatPagePort` (127.0.0.1 only).' },
+  relayCompatDevicePort: { schema: Type.Integer({ minimum: 0, maximum: 65535, default: 7777 }), description: 'Device port of the Paikea-compatible relay listener.' },
+  relayCompatPagePort: { schema: Type.Integer({ minimum: 0, maximum: 65535, default: 7770 }), description: 'Page port of the Paikea-compatible relay listener, bound to 127.0.0.1 for a reverse proxy.' },
+  relayCompatOrg: { schema: Type.String({ minLength: 1, default: 'default' }), description: 'Slug of the organization whose devices and channels the Paikea-compatible listener serves.' },
 } satisfies Record<string, KeyDefinition>;
 
 export type ConfigKey = keyof typeof configKeys;

@@ -29,6 +29,8 @@ export interface AppOptions {
   logger: Logger;
   /** Throws when the node should not receive traffic (shutting down, store unreachable). */
   ready: () => Promise<void>;
+  /** Where /metrics reads from; the hub registers its own metrics in the same one. */
+  registry?: Registry;
   /** Sees every route as it is registered, before any other hook: how a test finds routes that declare no access. */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -37,7 +39,7 @@ const requestIdPattern = /^[\w.:-]{1,128}$/;
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
-export async function buildApp({ config, services, logger, ready, onRoute }: AppOptions) {
+export async function buildApp({ config, services, logger, ready, registry = new Registry(), onRoute }: AppOptions) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.bodyLimit,
@@ -68,7 +70,7 @@ export async function buildApp({ config, services, logger, ready, onRoute }: App
 
   await app.register(cookie);
   await app.register(accessPlugin, { authenticator: services.authenticator });
-  await app.register(metricsPlugin, { registry: new Registry() });
+  await app.register(metricsPlugin, { registry });
   await app.register(openapiPlugin, { version });
   await app.register(healthRoutes, { ready });
   await app.register(

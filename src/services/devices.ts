@@ -148,6 +148,9 @@ export class Devices {
       reported_version: 0,
       desired: '{}',
       desired_version: 0,
+      external_id: null,
+      public_key: null,
+      checkin_at: null,
       created_at: now,
       updated_at: now,
     };

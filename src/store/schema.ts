@@ -77,9 +77,68 @@ export interface Database {
     reported_version: number;
     desired: string;
     desired_version: number;
+    /** The id the device calls itself by (Shelly `src`, relay channel), unique across the server. */
+    external_id: string | null;
+    /** PEM public key of a device that checks in with signatures. */
+    public_key: string | null;
+    /** Newest check-in timestamp accepted (ISO, UTC, milliseconds): an older or equal one is a replay. */
+    checkin_at: string | null;
     created_at: string;
     updated_at: string;
   };
   device_tags: { device_id: string; tag: string };
+  pending_devices: {
+    id: string;
+    /** Null until somebody says which organization the device is for; then only system admins see it. */
+    org_id: string | null;
+    endpoint: string;
+    external_id: string;
+    state: 'pending' | 'denied';
+    /** JSON: what the device said of itself (its hello, model, firmware). */
+    info: string;
+    public_key: string | null;
+    remote_address: string | null;
+    attempts: number;
+    first_seen_at: string;
+    last_seen_at: string;
+    decided_by: string | null;
+    decided_at: string | null;
+  };
+  enrollment_tokens: {
+    id: string;
+    org_id: string;
+    name: string;
+    prefix: string;
+    token_hash: string;
+    /** JSON array of tags given to the devices it admits. */
+    tags: string;
+    expires_at: string | null;
+    max_uses: number | null;
+    uses: number;
+    created_by: string;
+    created_at: string;
+    revoked_at: string | null;
+  };
+  device_groups: {
+    id: string;
+    org_id: string;
+    name: string;
+    description: string;
+    /** JSON saved filter of a dynamic group; null for a static group. */
+    filter: string | null;
+    priority: number;
+    created_at: string;
+    updated_at: string;
+  };
+  device_group_members: { group_id: string; device_id: string };
+  hub_events: {
+    id: string;
+    org_id: string | null;
+    device_id: string | null;
+    name: string;
+    /** JSON */
+    data: string;
+    at: string;
+  };
   auth_throttle: { key: string; failures: number; window_start: string; blocked_until: string | null };
 }

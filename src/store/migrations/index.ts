@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as identity from './0001_identity.ts';
 import * as devices from './0002_devices.ts';
 import * as deviceRegistry from './0003_device_registry.ts';
+import * as hub from './0004_hub.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
   '0001_identity': identity,
   '0002_devices': devices,
   '0003_device_registry': deviceRegistry,
+  '0004_hub': hub,
 };
