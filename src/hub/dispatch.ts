@@ -7,7 +7,7 @@ import { decodePayload, encodePayload } from './payload.ts';
  * The reply to a request as it travels: the handler's answer, or the error it threw, so that a
  * failing handler fails the request at once instead of leaving it to time out.
  */
-type ReplyEnvelope = { result: JsonValue } | { error: { code: ErrorCode; message: string } };
+type ReplyEnvelope = { result: JsonValue } | { error: { code: ErrorCode; message: string; details?: unknown; retryAfter?: number } };
 
 /** Sends the JSON text of a reply envelope back to the requester. */
 export type Respond = (text: string) => void;
@@ -58,7 +58,8 @@ function send(respond: Respond, envelope: ReplyEnvelope, subject: string, contex
 }
 
 function errorEnvelope(error: unknown, subject: string): ReplyEnvelope {
-  if (error instanceof FleetError) return { error: { code: error.code, message: error.message } };
+  // Details travel too: a device's own error code must reach the caller on another node.
+  if (error instanceof FleetError) return { error: { code: error.code, message: error.message, details: error.details, retryAfter: error.retryAfter } };
   // The message of an unexpected error may expose internals; it is in this node's log instead.
   return { error: { code: 'internal', message: `A handler of ${subject} failed` } };
 }
@@ -74,9 +75,12 @@ export function openReply(text: string, subject: string): JsonValue {
   if (typeof envelope === 'object' && envelope !== null) {
     if ('result' in envelope) return envelope.result as JsonValue;
     if ('error' in envelope && typeof envelope.error === 'object' && envelope.error !== null) {
-      const { code, message } = envelope.error as { code?: unknown; message?: unknown };
+      const { code, message, details, retryAfter } = envelope.error as { code?: unknown; message?: unknown; details?: unknown; retryAfter?: unknown };
       const known = typeof code === 'string' && Object.hasOwn(errorCodes, code);
-      throw new FleetError(known ? (code as ErrorCode) : 'internal', typeof message === 'string' ? message : `The request on ${subject} failed`);
+      throw new FleetError(known ? (code as ErrorCode) : 'internal', typeof message === 'string' ? message : `The request on ${subject} failed`, {
+        details: known ? details : undefined,
+        retryAfter: typeof retryAfter === 'number' ? retryAfter : undefined,
+      });
     }
   }
   throw new FleetError('internal', `The reply on ${subject} is not a bus reply`);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { changedFields, mergeState, stateDelta } from '../../src/core/device-state.ts';
+import { changedFields, maxStateDepth, mergeState, stateDelta, type StateDocument, type StateValue } from '../../src/core/device-state.ts';
+import { FleetError } from '../../src/core/errors.ts';
 
 describe('mergeState', () => {
   it('merges objects field by field and replaces everything else', () => {
@@ -37,5 +38,29 @@ describe('changedFields', () => {
     const after = { 'switch:0': { output: true, apower: 5 }, wifi: { rssi: -60 } };
     assert.deepEqual(changedFields(before, after), { 'switch:0': { output: true }, gone: null });
     assert.equal(changedFields(after, after), undefined);
+  });
+});
+
+describe('state depth', () => {
+  const nested = (levels: number): StateDocument => {
+    let document: StateDocument = { leaf: 1 };
+    for (let i = 1; i < levels; i++) document = { next: document };
+    return document;
+  };
+  const nestedList = (levels: number): StateDocument => {
+    let value: StateValue = 1;
+    for (let i = 1; i < levels; i++) value = [value];
+    return { list: value };
+  };
+
+  it(`merges a patch nested ${maxStateDepth} levels deep`, () => {
+    assert.deepEqual(mergeState({}, nested(maxStateDepth)), nested(maxStateDepth));
+    assert.deepEqual(mergeState({}, nestedList(maxStateDepth)), nestedList(maxStateDepth));
+  });
+
+  it('refuses a deeper patch, in objects or lists, with validation_failed instead of exhausting the stack', () => {
+    for (const patch of [nested(maxStateDepth + 1), nested(100_000), nestedList(maxStateDepth + 1), nestedList(100_000)]) {
+      assert.throws(() => mergeState({}, patch), (error: unknown) => error instanceof FleetError && error.code === 'validation_failed');
+    }
   });
 });
