@@ -1,10 +1,13 @@
 import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
 import type { Config } from './config/keys.ts';
 import { maskedConfig } from './config/load.ts';
 import { FleetError } from './core/errors.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Bus } from './hub/bus.ts';
+import type { Hub } from './hub/hub.ts';
 import { openBus } from './hub/open.ts';
+import { closeHub, closeHubBase, createHub, listenHub, startHubBase, type HubBase } from './hub/start.ts';
 import type { Logger } from './log.ts';
 import { createServices, type Services } from './services/index.ts';
 import { openStore } from './store/store.ts';
@@ -15,7 +18,12 @@ export interface RunningServer {
   services: Services;
   /** Messages between connections and nodes (the `bus` key). */
   bus: Bus;
-  /** Stops accepting, lets in-flight requests finish (up to shutdownTimeout), drains the bus, closes the store. */
+  /** The device hub: events, device connections, metrics. */
+  hub: Hub;
+  /**
+   * Stops accepting, closes device and client connections (the devices go offline), lets in-flight
+   * requests finish (up to shutdownTimeout), drains the bus, closes the store.
+   */
   close(): Promise<void>;
 }
 
@@ -29,14 +37,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     throw error;
   });
   let closing = false;
+  let base: HubBase | undefined;
   try {
     const applied = await store.migrate();
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
-    const services = await createServices(store, config, bus, logger);
+    const registry = new Registry();
+    base = await startHubBase({ store, bus, config, logger, registry });
+    const services = await createServices(store, config, bus, logger, base.events);
+    const hub = createHub(base, { store, bus, config, logger, services });
     const app = await buildApp({
       config,
       services,
+      hub,
       logger,
+      registry,
       ready: async () => {
         if (closing) throw new FleetError('unavailable', 'Shutting down');
         await store.ping().catch((error: unknown) => {
@@ -44,10 +58,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         });
       },
     });
+    const listeners = await listenHub(hub, app.server);
     await app.listen({ port: config.port, host: config.host });
     const { port } = app.server.address() as AddressInfo;
     const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-    logger.info({ url, config: maskedConfig(config) }, 'fleetd is serving');
+    logger.info({ url, node: hub.nodeId, config: maskedConfig(config) }, 'fleetd is serving');
 
     const pruning = setInterval(() => void services.throttle.prune().catch((error: unknown) => logger.warn({ err: error }, 'throttle prune failed')), throttlePruneIntervalMs);
     pruning.unref();
@@ -60,14 +75,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         logger.warn('shutdown timeout: closing remaining connections');
         app.server.closeAllConnections();
       }, config.shutdownTimeout * 1000);
+      await listeners.close();
       await app.close();
       clearTimeout(timer);
+      await closeHub(hub);
       await bus.close();
       await store.close();
       logger.info('fleetd stopped');
     };
-    return { url, app, services, bus, close };
+    return { url, app, services, bus, hub, close };
   } catch (error) {
+    if (base) await closeHubBase(base);
     await bus.close();
     await store.close();
     throw error;

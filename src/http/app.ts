@@ -5,16 +5,21 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Registry } from 'prom-client';
 import type { Config } from '../config/keys.ts';
 import { FleetError } from '../core/errors.ts';
+import type { Hub } from '../hub/hub.ts';
 import type { Logger } from '../log.ts';
 import type { Services } from '../services/index.ts';
 import { accessPlugin } from './access.ts';
 import { clientErrorHandler, sendError } from './errors.ts';
 import { metricsPlugin } from './metrics.ts';
 import { openapiPlugin } from './openapi.ts';
+import { admissionRoutes } from './routes/admission.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { groupRoutes } from './routes/groups.ts';
+import { rpcRoutes } from './routes/rpc.ts';
 import { authRoutes } from './routes/auth.ts';
+import { checkinRoutes } from './routes/checkin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { memberRoutes } from './routes/members.ts';
 import { organizationRoutes } from './routes/organizations.ts';
@@ -29,6 +34,8 @@ export interface AppOptions {
   logger: Logger;
   /** Throws when the node should not receive traffic (shutting down, store unreachable). */
   ready: () => Promise<void>;
+  /** The device hub, for the routes that reach devices (JSON-RPC, desired state). */
+  hub: Hub;
   /** Where /metrics reads from; the hub registers its own metrics in the same one. */
   registry?: Registry;
   /** Sees every route as it is registered, before any other hook: how a test finds routes that declare no access. */
@@ -39,7 +46,7 @@ const requestIdPattern = /^[\w.:-]{1,128}$/;
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
-export async function buildApp({ config, services, logger, ready, registry = new Registry(), onRoute }: AppOptions) {
+export async function buildApp({ config, services, hub, logger, ready, registry = new Registry(), onRoute }: AppOptions) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.bodyLimit,
@@ -80,8 +87,12 @@ export async function buildApp({ config, services, logger, ready, registry = new
       await api.register(memberRoutes, { services });
       await api.register(userRoutes, { services });
       await api.register(apiKeyRoutes, { services });
-      await api.register(deviceRoutes, { services });
+      await api.register(deviceRoutes, { services, hub });
+      await api.register(admissionRoutes, { services });
+      await api.register(checkinRoutes, { services });
+      await api.register(groupRoutes, { services });
       await api.register(auditRoutes, { services });
+      await api.register(rpcRoutes, { hub });
     },
     { prefix: '/api' },
   );

@@ -178,6 +178,27 @@ export class DeviceLinks {
     }
   }
 
+  /**
+   * Another node took this one for dead (it missed its heartbeats, see NodeLiveness) and took its
+   * devices offline in the store; their sockets are still here. Writes this node back for each device
+   * linked here that the store shows offline, and says it is online again.
+   */
+  async reclaim(): Promise<void> {
+    const results = await Promise.allSettled(
+      [...this.#local.values()].map(async (attachment) => {
+        const written = await this.#store.db
+          .updateTable('devices')
+          .set({ connected_node: this.#nodeId, last_seen_at: nowIso() })
+          .where('id', '=', attachment.deviceId)
+          .where('connected_node', 'is', null)
+          .executeTakeFirst();
+        // An attachment not written yet says online itself once it is.
+        if (written.numUpdatedRows > 0n && attachment.written && !attachment.released) await this.#publishOnline(attachment);
+      }),
+    );
+    for (const result of results) if (result.status === 'rejected') this.#logger.warn({ err: result.reason }, 'could not write back a device of this node');
+  }
+
   /** Detaches every device of this node (offline) and stops answering for them. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.#local.values()].map((attachment) => this.#detach(attachment, 'shutdown')));

@@ -12,8 +12,6 @@ export const hubEventNames = [
   'device.status',
   'device.notification',
   'device.info',
-  'device.created',
-  'device.deleted',
   'admission.pending',
   'admission.accepted',
   'admission.denied',

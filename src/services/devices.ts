@@ -1,18 +1,22 @@
+import type { SelectQueryBuilder } from 'kysely';
 import { authorize, type Principal } from '../core/access.ts';
 import { mergeState, stateDelta, changedFields, type StateDocument } from '../core/device-state.ts';
 import { FleetError, notFound } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Database } from '../store/schema.ts';
-import type { Db, Store } from '../store/store.ts';
-import { contains, nowIso, paginate, type Page, type PageRequest } from '../store/page.ts';
+import { isUniqueViolation, type Db, type Store } from '../store/store.ts';
+import { nowIso, paginate, type Page, type PageRequest } from '../store/page.ts';
 import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
+import { selectDevices, type DeviceFilter } from './device-query.ts';
 import type { Organizations } from './organizations.ts';
 
 export interface Device {
   id: string;
   orgId: string;
   name: string;
+  /** The id the device calls itself by (Shelly `src`, relay channel, check-in id); null when only its key names it. */
+  externalId: string | null;
   model: string | null;
   firmware: string | null;
   tags: string[];
@@ -34,16 +38,12 @@ export interface DeviceState {
   delta: StateDocument | null;
 }
 
-export interface DeviceFilter {
-  q?: string;
-  /** Devices carrying every one of these tags. */
-  tags?: string[];
-  online?: boolean;
-  model?: string;
-}
+export type { DeviceFilter } from './device-query.ts';
 
 export interface DeviceChanges {
   name?: string;
+  /** Admins only: which connecting device this entry is. */
+  externalId?: string | null;
   model?: string | null;
   firmware?: string | null;
   /** The whole new list of tags. */
@@ -63,6 +63,7 @@ const toDevice = (row: DeviceRow, tags: string[]): Device => ({
   id: row.id,
   orgId: row.org_id,
   name: row.name,
+  externalId: row.external_id,
   model: row.model,
   firmware: row.firmware,
   tags,
@@ -92,6 +93,51 @@ async function tagsOf(db: Db, deviceIds: string[]): Promise<Map<string, string[]
   return tags;
 }
 
+/** One page of the devices a query selects, with their tags. */
+export async function pageOfDevices(db: Db, query: SelectQueryBuilder<Database, 'devices', DeviceRow>, page: PageRequest): Promise<Page<Device>> {
+  const result = await paginate(query, 'id', page);
+  const tags = await tagsOf(db, result.items.map((row) => row.id));
+  return { items: result.items.map((row) => toDevice(row, tags.get(row.id)!)), nextCursor: result.nextCursor };
+}
+
+/** What a new device starts with; the public key is that of a device checking in with signatures. */
+export type NewDevice = { name: string } & Omit<DeviceChanges, 'name'> & { publicKey?: string | null };
+
+const externalIdTaken = (externalId: string | null | undefined) => new FleetError('conflict', `A device with externalId ${JSON.stringify(externalId)} exists already`);
+
+/** Inserts a device and its tags; the caller authorizes and audits it in the same transaction. */
+export async function insertDevice(db: Db, orgId: string, input: NewDevice): Promise<Device> {
+  const now = nowIso();
+  const row: DeviceRow = {
+    id: newId('dev'),
+    org_id: orgId,
+    name: input.name,
+    model: input.model ?? null,
+    firmware: input.firmware ?? null,
+    metadata: serializeState(mergeState({}, input.metadata ?? {}), 'metadata'),
+    last_seen_at: null,
+    connected_node: null,
+    reported: '{}',
+    reported_version: 0,
+    desired: '{}',
+    desired_version: 0,
+    external_id: input.externalId ?? null,
+    public_key: input.publicKey ?? null,
+    checkin_at: null,
+    created_at: now,
+    updated_at: now,
+  };
+  const tags = [...new Set(input.tags ?? [])].sort();
+  try {
+    await db.insertInto('devices').values(row).execute();
+  } catch (error) {
+    if (isUniqueViolation(error)) throw externalIdTaken(input.externalId);
+    throw error;
+  }
+  if (tags.length > 0) await db.insertInto('device_tags').values(tags.map((tag) => ({ device_id: row.id, tag }))).execute();
+  return toDevice(row, tags);
+}
+
 function serializeState(document: StateDocument, what: string): string {
   const text = JSON.stringify(document);
   if (Buffer.byteLength(text) > maxStateBytes) throw new FleetError('payload_too_large', `The ${what} would exceed ${maxStateBytes} bytes`);
@@ -111,19 +157,7 @@ export class Devices {
   async list(principal: Principal, orgIdOrSlug: string, filter: DeviceFilter, page: PageRequest): Promise<Page<Device>> {
     const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(principal, 'device.read', { orgId: org.id });
-    let query = this.store.db.selectFrom('devices').selectAll().where('org_id', '=', org.id);
-    if (filter.q) {
-      const q = filter.q;
-      query = query.where((eb) => eb.or([contains('name', q), contains('id', q), contains('model', q)]));
-    }
-    for (const tag of filter.tags ?? []) {
-      query = query.where('id', 'in', (eb) => eb.selectFrom('device_tags').select('device_id').where('tag', '=', tag));
-    }
-    if (filter.online !== undefined) query = query.where('connected_node', filter.online ? 'is not' : 'is', null);
-    if (filter.model) query = query.where('model', '=', filter.model);
-    const result = await paginate(query, 'id', page);
-    const tags = await tagsOf(this.store.db, result.items.map((row) => row.id));
-    return { items: result.items.map((row) => toDevice(row, tags.get(row.id)!)), nextCursor: result.nextCursor };
+    return pageOfDevices(this.store.db, selectDevices(this.store.db, this.store.kind, org.id, filter), page);
   }
 
   async get(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<Device> {
@@ -134,47 +168,44 @@ export class Devices {
   async create(actor: Actor, orgIdOrSlug: string, input: { name: string } & Omit<DeviceChanges, 'name'>): Promise<Device> {
     const org = await this.organizations.resolve(orgIdOrSlug);
     authorize(actor.principal, 'device.manage', { orgId: org.id });
-    const now = nowIso();
-    const row: DeviceRow = {
-      id: newId('dev'),
-      org_id: org.id,
-      name: input.name,
-      model: input.model ?? null,
-      firmware: input.firmware ?? null,
-      metadata: serializeState(mergeState({}, input.metadata ?? {}), 'metadata'),
-      last_seen_at: null,
-      connected_node: null,
-      reported: '{}',
-      reported_version: 0,
-      desired: '{}',
-      desired_version: 0,
-      external_id: null,
-      public_key: null,
-      checkin_at: null,
-      created_at: now,
-      updated_at: now,
-    };
-    const tags = [...new Set(input.tags ?? [])].sort();
-    await this.store.transaction(async (tx) => {
-      await tx.insertInto('devices').values(row).execute();
-      if (tags.length > 0) await tx.insertInto('device_tags').values(tags.map((tag) => ({ device_id: row.id, tag }))).execute();
-      await recordAudit(tx, actor, { orgId: org.id, action: 'device.create', target: { type: 'device', id: row.id }, details: { name: row.name, tags } });
+    return this.store.transaction(async (tx) => {
+      const device = await insertDevice(tx, org.id, input);
+      await recordAudit(tx, actor, { orgId: org.id, action: 'device.create', target: { type: 'device', id: device.id }, details: { name: device.name, externalId: device.externalId, tags: device.tags } });
+      return device;
     });
-    return toDevice(row, tags);
+  }
+
+  /** The device a connection names itself as, for adapters (which authorize what follows themselves). */
+  async findByExternalId(externalId: string): Promise<Device | undefined> {
+    const row = await this.store.db.selectFrom('devices').selectAll().where('external_id', '=', externalId).executeTakeFirst();
+    return row && toDevice(row, (await tagsOf(this.store.db, [row.id])).get(row.id)!);
+  }
+
+  /** Who an adapter acts as while it carries a connected device's messages. */
+  principalFor(device: { id: string; orgId: string }): Principal {
+    return { kind: 'device', deviceId: device.id, orgId: device.orgId, keyId: 'connection' };
   }
 
   /** Renames, retags, or changes the model, firmware or metadata of a device (operators). */
   async update(actor: Actor, orgIdOrSlug: string, deviceId: string, changes: DeviceChanges): Promise<Device> {
     const current = await this.readable(actor.principal, orgIdOrSlug, deviceId);
     authorize(actor.principal, 'device.update', { orgId: current.org_id, deviceId });
+    // Which connection is this device decides what it may read and report: more than renaming it.
+    if (changes.externalId !== undefined) authorize(actor.principal, 'device.manage', { orgId: current.org_id, deviceId });
     return this.store.transaction(async (tx) => {
       const row = (await findDevice(tx, current.org_id, deviceId))!;
       const values: Partial<DeviceRow> = { updated_at: nowIso() };
       if (changes.name !== undefined) values.name = changes.name;
+      if (changes.externalId !== undefined) values.external_id = changes.externalId;
       if (changes.model !== undefined) values.model = changes.model;
       if (changes.firmware !== undefined) values.firmware = changes.firmware;
       if (changes.metadata !== undefined) values.metadata = serializeState(mergeState(JSON.parse(row.metadata) as StateDocument, changes.metadata), 'metadata');
-      await tx.updateTable('devices').set(values).where('id', '=', deviceId).execute();
+      try {
+        await tx.updateTable('devices').set(values).where('id', '=', deviceId).execute();
+      } catch (error) {
+        if (isUniqueViolation(error)) throw externalIdTaken(changes.externalId);
+        throw error;
+      }
       if (changes.tags !== undefined) {
         await tx.deleteFrom('device_tags').where('device_id', '=', deviceId).execute();
         const tags = [...new Set(changes.tags)];

@@ -1,12 +1,15 @@
 import type { Config } from '../config/keys.ts';
 import type { Principal } from '../core/access.ts';
 import type { Bus } from '../hub/bus.ts';
+import type { EventStream } from '../hub/events.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
+import { Admission } from './admission.ts';
 import { ApiKeys } from './api-keys.ts';
 import { Authenticator } from './authenticator.ts';
 import { NodeCache } from './node-cache.ts';
 import { Devices } from './devices.ts';
+import { Groups } from './groups.ts';
 import { Memberships } from './memberships.ts';
 import { OidcTokens } from './oidc.ts';
 import { Organizations, type Organization } from './organizations.ts';
@@ -22,6 +25,8 @@ export interface Services {
   memberships: Memberships;
   apiKeys: ApiKeys;
   devices: Devices;
+  admission: Admission;
+  groups: Groups;
   sessions: Sessions;
   throttle: Throttle;
   authenticator: Authenticator;
@@ -30,7 +35,7 @@ export interface Services {
 /** Published after each commit of identity data, so that every node forgets what it cached. */
 const identityChanged = 'fleetd.identity.changed';
 
-export async function createServices(store: Store, config: Config, bus: Bus, logger: Logger): Promise<Services> {
+export async function createServices(store: Store, config: Config, bus: Bus, logger: Logger, events: Pick<EventStream, 'publish'>): Promise<Services> {
   const throttle = new Throttle(store.db, { maxFailures: config.throttleMaxFailures, windowSeconds: config.throttleWindow });
   const jwtSecret = await loadJwtSecret(store.db, config.jwtSecret);
   const sessions = new Sessions(store, { accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl, jwtSecret }, throttle);
@@ -63,13 +68,18 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
         emailClaim: config.oidcEmailClaim,
       })
     : undefined;
+  const devices = new Devices(store, organizations);
+  const admission = new Admission({ store, organizations, devices, events, bus, config, logger: logger.child({ component: 'admission' }) });
+  await admission.start();
   return {
     store,
     organizations,
     users: new Users(store),
     memberships: new Memberships(store, organizations),
     apiKeys,
-    devices: new Devices(store, organizations),
+    devices,
+    admission,
+    groups: new Groups(store, organizations),
     sessions,
     throttle,
     authenticator: new Authenticator(apiKeys, sessions, oidc, throttle, principals),

@@ -39,6 +39,8 @@ export interface ClientInfo {
 
 const issuer = 'fleetd';
 const audience = 'fleetd';
+/** Device access tokens have an audience of their own, so that neither kind passes for the other. */
+const deviceAudience = 'fleetd-device';
 
 /** The secret that signs access tokens: one per cluster, created by whichever node starts first. */
 export async function loadJwtSecret(db: Db, configured: string): Promise<string> {
@@ -148,14 +150,36 @@ export class Sessions {
     });
   }
 
-  /** The user behind one of our access tokens, or undefined when the token is not ours or not valid. */
+  /**
+   * A short-lived access token for a device that proved itself (a signed check-in): it acts as the
+   * device, and stops working when the device is deleted.
+   */
+  async deviceAccessToken(device: { id: string; orgId: string }): Promise<{ accessToken: string; expiresIn: number }> {
+    const expiresIn = this.settings.accessTokenTtl;
+    const accessToken = await new SignJWT({ org: device.orgId })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(device.id)
+      .setIssuer(issuer)
+      .setAudience(deviceAudience)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn)
+      .sign(await this.key);
+    return { accessToken, expiresIn };
+  }
+
+  /** The user or device behind one of our access tokens, or undefined when the token is not ours or not valid. */
   async principalForAccessToken(token: string): Promise<Principal | undefined> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, await this.key, { issuer, audience, algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(token, await this.key, { issuer, audience: [audience, deviceAudience], algorithms: ['HS256'] }));
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw unauthenticated('Access token has expired; refresh it');
       return undefined;
+    }
+    if (payload.aud === deviceAudience) {
+      if (typeof payload.sub !== 'string' || typeof payload.org !== 'string') return undefined;
+      const device = await this.store.db.selectFrom('devices').select('id').where('id', '=', payload.sub).where('org_id', '=', payload.org).executeTakeFirst();
+      return device && { kind: 'device', deviceId: device.id, orgId: payload.org, keyId: 'token' };
     }
     if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return undefined;
     const session = await this.store.db.selectFrom('sessions').select(['revoked_at', 'expires_at']).where('id', '=', payload.sid).executeTakeFirst();

@@ -140,5 +140,7 @@ export interface Database {
     data: string;
     at: string;
   };
+  /** A running node, as NodeLiveness keeps it: seen_at is its latest heartbeat, by the database's clock. */
+  hub_nodes: { id: string; started_at: string; seen_at: string };
   auth_throttle: { key: string; failures: number; window_start: string; blocked_until: string | null };
 }

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -17,15 +13,11 @@ import { insertUser } from '../../src/services/users.ts';
 import { migrations } from '../../src/store/migrations/index.ts';
 import { openStore } from '../../src/store/store.ts';
 import { backends, type TestDatabase } from '../helpers/backends.ts';
+import { freePort, killChildren, spawnFleetd, waitFor, type Spawned } from '../helpers/process.ts';
 
-const bin = fileURLToPath(new URL('../../bin/fleetd.js', import.meta.url));
 const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const migrationNames = Object.keys(migrations);
 
-/** The environment of the test run, without the developer's FLEETD_* settings or node:test's own markers. */
-const baseEnv: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('FLEETD_') && name !== 'NODE_TEST_CONTEXT'));
-
-const children = new Set<ChildProcess>();
 const tempDirs: string[] = [];
 
 function tempDir(): string {
@@ -36,7 +28,7 @@ function tempDir(): string {
 
 after(() => {
   // Whatever a failed test left running or on disk.
-  for (const child of children) child.kill('SIGKILL');
+  killChildren();
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -44,32 +36,6 @@ interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-interface Spawned {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts `node bin/fleetd.js ...args` in `cwd` with a clean environment plus `env`. */
-function spawnFleetd(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; input?: string }): Spawned {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: options.cwd, env: { ...baseEnv, ...options.env }, stdio: 'pipe' });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  // No input means an empty standard input, as from `< /dev/null`: nothing may wait on it.
-  child.stdin!.end(options.input ?? '');
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  return { child, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Runs a fleetd command to its end (killed after 30 s, which fails the test). */
@@ -83,29 +49,6 @@ async function fleetd(args: string[], options: { cwd: string; env?: NodeJS.Proce
 }
 
 const describeRun = (run: Run) => `exit ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
-
-/** A TCP port of 127.0.0.1 free a moment ago (`--port 0` would not tell the test which port the server got). */
-async function freePort(): Promise<number> {
-  const reserved = new Set([5432, 4222, 1883, 6379, 7011]);
-  for (;;) {
-    const server = createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    server.close();
-    await once(server, 'close');
-    if (!reserved.has(port)) return port;
-  }
-}
-
-/** Polls until `check` holds, or fails with `what` after `ms`. */
-async function waitFor(check: () => boolean, what: () => string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting: ${what()}`);
-    await sleep(25);
-  }
-}
 
 /** Every command of the CLI with its path of names, the program first. */
 function commandPaths(command: Command, path: string[] = []): Array<{ path: string[]; command: Command }> {

@@ -35,6 +35,21 @@ const orgRoutes: Array<{ method: string; path: string; body?: Record<string, unk
   { method: 'PATCH', path: '/api/orgs/{orgId}/devices/{deviceId}/state/desired', body: { 'switch:0': { output: true } } },
   { method: 'PATCH', path: '/api/orgs/{orgId}/devices/{deviceId}/state/reported', body: { 'switch:0': { output: true } } },
   { method: 'GET', path: '/api/orgs/{orgId}/audit' },
+  { method: 'GET', path: '/api/orgs/{orgId}/groups' },
+  { method: 'POST', path: '/api/orgs/{orgId}/groups', body: { name: 'intruder group' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/groups/{groupId}' },
+  { method: 'PATCH', path: '/api/orgs/{orgId}/groups/{groupId}', body: { name: 'Taken over' } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/groups/{groupId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/groups/{groupId}/devices' },
+  { method: 'POST', path: '/api/orgs/{orgId}/groups/{groupId}/members', body: { deviceIds: ['{deviceId}'] } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/groups/{groupId}/members/{deviceId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/pending-devices' },
+  { method: 'POST', path: '/api/orgs/{orgId}/pending-devices/{pendingId}/accept', body: { name: 'Taken over' } },
+  { method: 'POST', path: '/api/orgs/{orgId}/pending-devices/{pendingId}/deny' },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/pending-devices/{pendingId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/enrollment-tokens' },
+  { method: 'POST', path: '/api/orgs/{orgId}/enrollment-tokens', body: { name: 'intruder token' } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/enrollment-tokens/{tokenId}' },
 ];
 
 const fill = (path: string, values: Record<string, string>) => path.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? assert.fail(`no value for ${name}`));
@@ -43,7 +58,7 @@ for (const backend of await backends()) {
   describe(`access [${backend.name}]`, { skip: backend.skip }, () => {
     let server: TestServer;
     const A = { id: '', slug: 'default' };
-    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '' };
+    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '', groupId: '', pendingId: '', tokenId: '' };
     let ownerA: Caller & { userId: string };
     let adminA: Caller & { userId: string };
     let operatorA: Caller & { userId: string };
@@ -68,6 +83,17 @@ for (const backend of await backends()) {
         members: await db.selectFrom('memberships').selectAll().where('org_id', '=', orgId).orderBy('user_id').execute(),
         keys: await db.selectFrom('api_keys').select(['id', 'name', 'user_id', 'device_id', 'role', 'revoked_at', 'revoked_by']).where('org_id', '=', orgId).orderBy('id').execute(),
         devices: await db.selectFrom('devices').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        groups: await db.selectFrom('device_groups').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        groupMembers: await db
+          .selectFrom('device_group_members')
+          .innerJoin('device_groups', 'device_groups.id', 'device_group_members.group_id')
+          .select(['device_group_members.group_id', 'device_group_members.device_id'])
+          .where('device_groups.org_id', '=', orgId)
+          .orderBy('device_group_members.group_id')
+          .orderBy('device_group_members.device_id')
+          .execute(),
+        pending: await db.selectFrom('pending_devices').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        tokens: await db.selectFrom('enrollment_tokens').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
         audit: await db.selectFrom('audit_events').select('id').where('org_id', '=', orgId).orderBy('id').execute(),
         users: await db.selectFrom('users').select(['id', 'name', 'system_admin']).orderBy('id').execute(),
       };
@@ -91,6 +117,11 @@ for (const backend of await backends()) {
       B.memberId = (await memberWithRole(server, B.id, 'member-b@example.com', 'operator')).userId;
       B.keyId = (await created('POST', `/api/orgs/${B.id}/api-keys`, admin(), { name: 'b key', userId: B.memberId })).id;
       B.deviceId = (await created('POST', `/api/orgs/${B.id}/devices`, admin(), { name: 'b device' })).id;
+      B.groupId = (await created('POST', `/api/orgs/${B.id}/groups`, admin(), { name: 'b group' })).id;
+      await created('POST', `/api/orgs/${B.id}/groups/${B.groupId}/members`, admin(), { deviceIds: [B.deviceId] });
+      const waiting = await server.services.admission.admit({ endpoint: 'devices', externalId: 'b-waiting', orgHint: B.slug, info: {} });
+      B.pendingId = waiting.status === 'pending' ? waiting.pendingId : assert.fail(`b-waiting: ${JSON.stringify(waiting)}`);
+      B.tokenId = (await created('POST', `/api/orgs/${B.id}/enrollment-tokens`, admin(), { name: 'b token' })).id;
     });
     after(async () => {
       await server?.close();
@@ -111,9 +142,11 @@ for (const backend of await backends()) {
       const callers = [ownerA, keyA, deviceKeyA];
       for (const org of [B.id, B.slug]) {
         for (const route of orgRoutes) {
-          const path = fill(route.path, { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId });
+          const values = { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId, groupId: B.groupId, pendingId: B.pendingId, tokenId: B.tokenId };
+          const path = fill(route.path, values);
+          const body = route.body && (JSON.parse(fill(JSON.stringify(route.body), values)) as Record<string, unknown>);
           for (const caller of callers) {
-            const reply = await call(route.method, path, caller.token, route.body);
+            const reply = await call(route.method, path, caller.token, body);
             assert.equal(reply.status, 404, `${caller.name}: ${route.method} ${path} answered ${reply.status} ${JSON.stringify(reply.body)}`);
             assert.equal(reply.body.error.code, 'not_found');
           }
@@ -134,6 +167,13 @@ for (const backend of await backends()) {
         ['DELETE', `/api/orgs/${A.id}/devices/${B.deviceId}`],
         ['GET', `/api/orgs/${A.id}/devices/${B.deviceId}/state`],
         ['PATCH', `/api/orgs/${A.id}/devices/${B.deviceId}/state/desired`, { a: 1 }],
+        ['GET', `/api/orgs/${A.id}/groups/${B.groupId}/devices`],
+        ['PATCH', `/api/orgs/${A.id}/groups/${B.groupId}`, { name: 'Taken over' }],
+        ['DELETE', `/api/orgs/${A.id}/groups/${B.groupId}/members/${B.deviceId}`],
+        ['POST', `/api/orgs/${A.id}/pending-devices/${B.pendingId}/accept`, { name: 'Taken over' }],
+        ['POST', `/api/orgs/${A.id}/pending-devices/${B.pendingId}/deny`],
+        ['DELETE', `/api/orgs/${A.id}/pending-devices/${B.pendingId}`],
+        ['DELETE', `/api/orgs/${A.id}/enrollment-tokens/${B.tokenId}`],
       ] as const;
       for (const [method, path, body] of paths) {
         for (const caller of [ownerA, keyA]) {

@@ -4,11 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RouteOptions } from 'fastify';
+import { Registry } from 'prom-client';
 import { loadConfig } from '../../src/config/load.ts';
 import { actions, type AccessDeclaration } from '../../src/core/access.ts';
 import { buildApp, type App } from '../../src/http/app.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Bus } from '../../src/hub/bus.ts';
+import type { Hub } from '../../src/hub/hub.ts';
+import { closeHub, createHub, startHubBase } from '../../src/hub/start.ts';
 import { openBus } from '../../src/hub/open.ts';
 import { createServices } from '../../src/services/index.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
@@ -26,8 +29,11 @@ interface SeenRoute {
   options: RouteOptions;
 }
 
-/** Routes that need an authenticated principal but ask the permission function nothing more. */
-const authenticatedOnly = new Set(['GET /api/auth/me', 'POST /api/auth/logout']);
+/**
+ * Routes that need an authenticated principal but ask the permission function nothing more here:
+ * POST /api/rpc authorizes each JSON-RPC method by that method's own declaration.
+ */
+const authenticatedOnly = new Set(['GET /api/auth/me', 'POST /api/auth/logout', 'POST /api/rpc']);
 
 const accessOf = (route: SeenRoute) => route.options.config?.access as AccessDeclaration | undefined;
 const hidden = (route: SeenRoute) => (route.options.schema as { hide?: boolean } | undefined)?.hide === true;
@@ -45,6 +51,7 @@ for (const backend of await backends()) {
     let store: Store;
     let bus: Bus;
     let app: App;
+    let hub: Hub | undefined;
     let url: string;
 
     before(async () => {
@@ -54,11 +61,17 @@ for (const backend of await backends()) {
       store = openStore(config.database);
       await store.migrate();
       bus = await openBus('memory', createLogger('silent'));
-      const services = await createServices(store, config, bus, createLogger('silent'));
+      const logger = createLogger('silent');
+      const registry = new Registry();
+      const base = await startHubBase({ store, bus, config, logger, registry });
+      const services = await createServices(store, config, bus, logger, base.events);
+      hub = createHub(base, { store, bus, config, logger, services });
       app = await buildApp({
         config,
         services,
-        logger: createLogger('silent'),
+        hub,
+        registry,
+        logger,
         ready: async () => {},
         // Fastify hands every onRoute hook the same options object: what later hooks change shows here too.
         onRoute: (options) => {
@@ -72,6 +85,7 @@ for (const backend of await backends()) {
     });
     after(async () => {
       await app?.close();
+      if (hub) await closeHub(hub);
       await bus?.close();
       await store?.close();
       await database?.drop();

@@ -15,6 +15,7 @@ import { openStore, type Store } from '../../src/store/store.ts';
 import { backends, type TestDatabase } from '../helpers/backends.ts';
 import { recordingLogger } from '../helpers/logger.ts';
 import { busBackends } from './buses.ts';
+import { readUntil } from '../helpers/waiting.ts';
 
 const callTimeoutMs = 1000;
 
@@ -32,16 +33,6 @@ function fakeLink(answer: (method: string, params: Params | undefined, timeoutMs
     desired: (state) => void desired.push(state),
   };
   return { link, closes, desired, calls };
-}
-
-async function eventually<T>(read: () => Promise<T> | T, check: (value: T) => boolean, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (check(value)) return value;
-    if (Date.now() > deadline) assert.fail(`still ${JSON.stringify(value)} after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 async function rejectsWith(work: () => Promise<unknown>, code: FleetError['code'], details?: Record<string, unknown>): Promise<FleetError> {
@@ -106,7 +97,7 @@ for (const database of await backends()) {
         const stop = node.events.listen((event) => {
           if (event.deviceId === deviceId) heard.push(event);
         });
-        return { heard, stop, until: (count: number) => eventually(() => heard.length, (n) => n >= count) };
+        return { heard, stop, until: (count: number) => readUntil(() => heard.length, (n) => n >= count) };
       };
 
       before(async () => {
@@ -237,7 +228,7 @@ for (const database of await backends()) {
         // The bus orders what one node publishes, not what two do: the first event is in before the second is sent.
         await atAlpha.until(1);
         const detachNewer = await beta.links.attach(device, newer.link);
-        await eventually(() => older.closes, (closes) => closes.length > 0);
+        await readUntil(() => older.closes, (closes) => closes.length > 0);
         assert.deepEqual(older.closes, [[closeCodes.replaced, 'replaced by a newer connection']]);
         assert.equal(closeCodes.replaced, 4000);
         assert.ok(!alpha.links.isLocal(device.id));
@@ -279,14 +270,14 @@ for (const database of await backends()) {
           const first = fakeLink(async () => 'alpha');
           const second = fakeLink(async () => 'beta');
           const [detachFirst, detachSecond] = await Promise.all([alpha.links.attach(device, first.link), beta.links.attach(device, second.link)]);
-          const [closedOne] = await eventually(
+          const [closedOne] = await readUntil(
             () => [first, second].filter((s) => s.closes.length > 0),
             (closed) => closed.length > 0,
           );
           const [survivor, survivorNode] = closedOne === first ? [second, 'node_beta'] : [first, 'node_alpha'];
           assert.deepEqual(survivor.closes, []);
           await (closedOne === first ? detachFirst : detachSecond)();
-          await eventually(() => connectedNode(device.id), (node) => node === survivorNode);
+          await readUntil(() => connectedNode(device.id), (node) => node === survivorNode);
           assert.equal(await beta.links.call(device.id, 'Shelly.GetStatus'), survivorNode === 'node_alpha' ? 'alpha' : 'beta');
           await (closedOne === first ? detachSecond : detachFirst)();
         }
@@ -298,15 +289,15 @@ for (const database of await backends()) {
         const detach = await alpha.links.attach(device, socket.link);
         const state = (version: number, relay: boolean) => ({ desired: { relay }, desiredVersion: version, reported: {}, reportedVersion: 1, delta: { relay } });
         beta.links.desiredChanged(device.id, state(3, true));
-        await eventually(() => socket.desired.length, (n) => n === 1);
+        await readUntil(() => socket.desired.length, (n) => n === 1);
         assert.deepEqual(socket.desired, [{ desired: { relay: true }, version: 3, delta: { relay: true } }]);
         // Published by two nodes, the changes may cross on the way; the older one is not handed on after the newer.
         alpha.links.desiredChanged(device.id, state(5, false));
         beta.links.desiredChanged(device.id, state(4, true));
-        await eventually(() => socket.desired.at(-1), (last) => (last as { version: number }).version === 5);
+        await readUntil(() => socket.desired.at(-1), (last) => (last as { version: number }).version === 5);
         alpha.links.desiredChanged(device.id, state(2, true));
         alpha.links.desiredChanged(device.id, state(6, true));
-        await eventually(() => socket.desired.at(-1), (last) => (last as { version: number }).version === 6);
+        await readUntil(() => socket.desired.at(-1), (last) => (last as { version: number }).version === 6);
         const versions = socket.desired.map((s) => (s as { version: number }).version);
         assert.deepEqual(versions, [...versions].sort((a, b) => a - b));
         assert.ok(!versions.includes(2));

@@ -92,6 +92,7 @@ const rows: { [T in keyof Database]: Database[T] } = {
   device_groups: { id: 'grp_1', org_id: 'org_1', name: 'Cellar', description: '', filter: null, priority: 0, created_at: at, updated_at: at },
   device_group_members: { group_id: 'grp_1', device_id: 'dev_1' },
   hub_events: { id: 'evt_1', org_id: 'org_1', device_id: 'dev_1', name: 'device.online', data: '{}', at },
+  hub_nodes: { id: 'node-1', started_at: at, seen_at: at },
   api_keys: {
     id: 'key_1',
     org_id: 'org_1',

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { StateDocument } from '../../core/device-state.ts';
+import type { Hub } from '../../hub/hub.ts';
 import type { Services } from '../../services/index.ts';
 import { actorOf } from '../access.ts';
 import { authErrors, Name, Nullable, Page, PageQuery, Timestamp } from '../schemas.ts';
@@ -8,13 +9,15 @@ import { OrgParams } from './organizations.ts';
 
 const Document = Type.Object({}, { additionalProperties: true, description: 'A JSON object' });
 const Tag = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'Letters, digits and _ . : -' });
-const Tags = Type.Array(Tag, { maxItems: 50 });
+export const Tags = Type.Array(Tag, { maxItems: 50 });
 const Text = Type.String({ minLength: 1, maxLength: 200 });
+export const ExternalId = Type.String({ pattern: '^[A-Za-z0-9._:@-]{1,128}$', description: 'The id the device calls itself by (Shelly src, relay channel, check-in id)' });
 
-const Device = Type.Object({
+export const Device = Type.Object({
   id: Type.String(),
   orgId: Type.String(),
   name: Type.String(),
+  externalId: Nullable(Type.String({ description: 'The id the device calls itself by (Shelly src, relay channel, check-in id)' })),
   model: Nullable(Type.String()),
   firmware: Nullable(Type.String()),
   tags: Type.Array(Type.String()),
@@ -34,13 +37,14 @@ const DeviceState = Type.Object({
 });
 const DeviceParams = Type.Object({ ...OrgParams.properties, deviceId: Type.String({ minLength: 1, maxLength: 100 }) });
 const Editable = {
+  externalId: Type.Optional(Nullable(ExternalId)),
   model: Type.Optional(Nullable(Text)),
   firmware: Type.Optional(Nullable(Text)),
   tags: Type.Optional(Tags),
   metadata: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'Merged into the metadata; null removes a field' })),
 };
 
-export const deviceRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+export const deviceRoutes: FastifyPluginAsyncTypebox<{ services: Services; hub: Hub }> = async (app, { services, hub }) => {
   const { devices } = services;
 
   app.get(
@@ -150,7 +154,12 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
         response: { 200: DeviceState, ...authErrors(404, 409, 413) },
       },
     },
-    async (request) => devices.setDesired(actorOf(request), request.params.orgId, request.params.deviceId, request.body as StateDocument),
+    async (request) => {
+      const state = await devices.setDesired(actorOf(request), request.params.orgId, request.params.deviceId, request.body as StateDocument);
+      // The node holding the device's connection sends it the new desired state.
+      hub.links.desiredChanged(request.params.deviceId, state);
+      return state;
+    },
   );
 
   app.patch(

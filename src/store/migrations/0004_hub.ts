@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely';
 
 /**
  * What the device hub keeps: how devices are recognized (external id, check-in key), the waiting
- * room, enrollment tokens, device groups, and the recent hub events a reconnecting client may replay.
+ * room, enrollment tokens, device groups, the recent hub events a reconnecting client may replay, and
+ * the running nodes with their heartbeats.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   // The id a device calls itself by (a Shelly `src`, a Paikea channel name), unique across the server
@@ -84,4 +85,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex('hub_events_org').on('hub_events').columns(['org_id', 'id']).execute();
   await db.schema.createIndex('hub_events_at').on('hub_events').column('at').execute();
+
+  // The running nodes, each with its latest heartbeat (database time): a node whose heartbeat stops is
+  // taken for dead, and the devices whose connected_node names it go offline.
+  await db.schema
+    .createTable('hub_nodes')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('started_at', 'text', (c) => c.notNull())
+    .addColumn('seen_at', 'text', (c) => c.notNull())
+    .execute();
+  // Finds the devices of a node taken for dead without reading every device.
+  await db.schema.createIndex('devices_connected_node').on('devices').column('connected_node').execute();
 }
