@@ -6,7 +6,7 @@
 // process) never shares their event loop. fleetd runs as shipped: `node bin/fleetd.js serve`
 // on SQLite in a temporary folder, with the admin made by `fleetd admin create`.
 import { join } from 'node:path';
-import { cleanEnv, freePort, makeTempDir, measure, removeTempDir, repoRoot, runCommand, startChild, table, waitForHttp, type Benchmark, type Child, type LoadResult, type Settings } from './support.ts';
+import { type Benchmark, callApi, type Child, cleanEnv, freePort, type LoadResult, makeTempDir, measure, removeTempDir, repoRoot, runCommand, type Settings, startChild, table, waitForHttp } from './support.ts';
 
 const target = 0.5;
 const resourcePath = '/api/orgs/default';
@@ -43,8 +43,8 @@ async function run(settings: Settings): Promise<{ targetsMet: boolean }> {
     const fleetdUrl = `http://127.0.0.1:${fleetdPort}`;
     await waitForHttp(`${fleetdUrl}/readyz`, fleetd, 30_000);
 
-    const login = async () => (await call<{ accessToken: string }>(fleetdUrl, 'POST', '/api/auth/login', { body: { email: adminEmail, password: adminPassword } })).accessToken;
-    const created = await call<{ key: string }>(fleetdUrl, 'POST', '/api/orgs/default/api-keys', { token: await login(), body: { name: 'bench' } });
+    const login = async () => (await callApi<{ accessToken: string }>(fleetdUrl, 'POST', '/api/auth/login', { body: { email: adminEmail, password: adminPassword } })).accessToken;
+    const created = await callApi<{ key: string }>(fleetdUrl, 'POST', '/api/orgs/default/api-keys', { token: await login(), body: { name: 'bench' } });
     const apiKey = created.key;
 
     // The bytes fleetd answers are the bytes the bare server answers.
@@ -97,13 +97,4 @@ async function run(settings: Settings): Promise<{ targetsMet: boolean }> {
     for (const child of children.reverse()) await child.stop(10_000);
     removeTempDir(data);
   }
-}
-
-async function call<T>(base: string, method: string, path: string, options: { token?: string; body?: unknown }): Promise<T> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (options.token) headers.authorization = `Bearer ${options.token}`;
-  const response = await fetch(base + path, { method, headers, body: JSON.stringify(options.body), signal: AbortSignal.timeout(30_000) });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${text}`);
-  return JSON.parse(text) as T;
 }

@@ -4,13 +4,15 @@
 //
 // Settings (environment): BENCH_DURATION seconds measured per target (10), BENCH_WARMUP seconds
 // of warm-up per target (2), BENCH_ROUNDS interleaved rounds the measured seconds are split into
-// (2), BENCH_CONNECTIONS (50), BENCH_CPU_PROF=DIR to write CPU profiles of the fleetd children to DIR.
+// (2), BENCH_CONNECTIONS (50), BENCH_CPU_PROF=DIR to write CPU profiles of the fleetd children to DIR,
+// BENCH_RELAY_PAGES pages watching the relayed device (10).
 import { availableParallelism, cpus, loadavg, platform, release } from 'node:os';
 import { busyCpus, cleanUp, settingsFromEnv, within, type Benchmark, type Settings } from './support.ts';
 
 /** Every benchmark, in the order they run; each is a module of bench/ exporting `benchmark`. */
 const modules: Array<{ name: string; load: () => Promise<{ benchmark: Benchmark }> }> = [
   { name: 'http', load: () => import('./http.ts') },
+  { name: 'relay', load: () => import('./relay.ts') },
 ];
 
 // Children and temporary folders never outlive the runner, however it ends.

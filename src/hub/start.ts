@@ -79,10 +79,13 @@ export async function listenHub(hub: Hub, server: Server): Promise<HubListeners>
     logger: hub.logger.child({ component: 'ws' }),
     trustProxy: hub.config.trustProxy,
   });
-  const compat = hub.config.relayCompat ? await startRelayCompat(hub).catch(async (error: unknown) => {
+  let compat: Awaited<ReturnType<typeof startRelayCompat>> | undefined;
+  try {
+    if (hub.config.relayCompat) compat = await startRelayCompat(hub);
+  } catch (error) {
     await sockets.close();
     throw error;
-  }) : undefined;
+  }
   return {
     async close() {
       await compat?.close();
