@@ -107,6 +107,8 @@ for (const backend of await backends()) {
       const lonely = await device('Lonely', { tags: ['nowhere'] });
       const foreign = await device('Foreign', { tags: ['hall', 'sensor'], metadata: { ring: 'beta' }, orgId: otherOrg });
       const list = await group('hand-picked', null, 5);
+      // Ties go to the older group, and "older" is only defined across milliseconds.
+      await new Promise((resolve) => setTimeout(resolve, 5));
       const sensors = await group('sensors', { tags: ['sensor'] }, 5);
       const beta = await group('beta ring', { metadata: { ring: 'beta' } }, 10);
       const hall = await group('hall', { tags: ['hall'] }, 1);
