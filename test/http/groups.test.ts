@@ -185,6 +185,8 @@ for (const backend of await backends()) {
       const list = await newGroup({ name: 'Ranked list', priority: 1 });
       await call('POST', `${groups()}/${list.id}/members`, admin(), { deviceIds: [device] });
       const canary = await newGroup({ name: 'Canary ring', priority: 7, filter: { metadata: { ring: 'canary' } } });
+      // The older of two equals decides, and age is only defined across milliseconds.
+      await new Promise((resolve) => setTimeout(resolve, 2));
       const ranked = await newGroup({ name: 'Ranked tag', priority: 7, filter: { tags: ['ranked'] } });
       await newGroup({ name: 'Unrelated', priority: 99, filter: { tags: ['unrelated'] } });
       const { groups: service } = server.services;

@@ -28,8 +28,12 @@ for (const backend of await backends()) {
 
     const device = async (name: string, options: { tags?: string[]; model?: string; metadata?: StateDocument; orgId?: string } = {}) =>
       (await services.devices.create(systemActor, options.orgId ?? org, { name, ...options })).id;
-    const group = async (name: string, filter: DeviceFilter | null = null, priority = 0) =>
-      (await services.groups.create(systemActor, org, { name, filter, priority })).id;
+    // Each group a millisecond or more after the last: among groups of equal priority the older one
+    // decides, and age is only defined across milliseconds.
+    const group = async (name: string, filter: DeviceFilter | null = null, priority = 0) => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return (await services.groups.create(systemActor, org, { name, filter, priority })).id;
+    };
     const memberNames = async (groupId: string) =>
       (await services.groups.members(principal, org, groupId, { limit: 500 })).items.map((d) => d.name).sort();
     const dynamicNames = async (filter: DeviceFilter) => memberNames(await group(`filter ${JSON.stringify(filter)}`, filter));
@@ -107,8 +111,6 @@ for (const backend of await backends()) {
       const lonely = await device('Lonely', { tags: ['nowhere'] });
       const foreign = await device('Foreign', { tags: ['hall', 'sensor'], metadata: { ring: 'beta' }, orgId: otherOrg });
       const list = await group('hand-picked', null, 5);
-      // Ties go to the older group, and "older" is only defined across milliseconds.
-      await new Promise((resolve) => setTimeout(resolve, 5));
       const sensors = await group('sensors', { tags: ['sensor'] }, 5);
       const beta = await group('beta ring', { metadata: { ring: 'beta' } }, 10);
       const hall = await group('hall', { tags: ['hall'] }, 1);
