@@ -4,7 +4,7 @@ import { WebSocketServer as WsServer } from 'ws';
 import type { Config } from '../config/keys.ts';
 import { FleetError } from '../core/errors.ts';
 import { looksLikeApiKey } from '../core/secrets.ts';
-import type { HubMetrics } from '../hub/metrics.ts';
+import type { ConnectionKind, HubMetrics } from '../hub/metrics.ts';
 import { closeCodes, FleetSocket, type SocketLimits } from '../hub/socket.ts';
 import type { Logger } from '../log.ts';
 import type { Credentials } from '../services/authenticator.ts';
@@ -25,8 +25,8 @@ export interface UpgradeRequest {
 export interface WebSocketEndpoint<A = unknown> {
   /** 'shelly' | 'devices' | 'clients' | 'relay' | …: in logs and metrics. */
   name: string;
-  /** Metrics label. */
-  kind: 'device' | 'client';
+  /** Metrics label: what connects here, or, for an endpoint serving both, which one a connection is. */
+  kind: ConnectionKind | ((auth: A) => ConnectionKind);
   match(pathname: string): boolean;
   /** Runs before the upgrade; a thrown FleetError answers the upgrade with its HTTP status and the JSON error body (401/403/404/429…). */
   authenticate?(request: UpgradeRequest): Promise<A>;
@@ -103,7 +103,8 @@ export function attachWebSockets(server: Server, endpoints: WebSocketEndpoint<an
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.removeListener('error', onUpgradeError);
-      const fleet = new FleetSocket(ws, { endpoint: endpoint.name, kind: endpoint.kind, remoteAddress: request.remoteAddress, limits, metrics, logger });
+      const kind = typeof endpoint.kind === 'function' ? endpoint.kind(auth) : endpoint.kind;
+      const fleet = new FleetSocket(ws, { endpoint: endpoint.name, kind, remoteAddress: request.remoteAddress, limits, metrics, logger });
       sockets.set(
         fleet,
         new Promise((resolve) =>

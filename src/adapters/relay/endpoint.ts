@@ -14,8 +14,7 @@ export function relayEndpoint(hub: Hub): WebSocketEndpoint<RelayAccess> {
   const channels = relayChannels(hub);
   return {
     name: 'relay',
-    // One endpoint serves both sides; its pages outnumber its devices.
-    kind: 'client',
+    kind: (access) => (access.role === 'device' ? 'device' : 'client'),
     match: (pathname) => pathname.startsWith(prefix),
     async authenticate(request) {
       const channel = channelName(request.url.pathname.slice(prefix.length));

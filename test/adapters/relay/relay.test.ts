@@ -46,6 +46,9 @@ for (const backend of await backends()) {
       const pages = await Promise.all([page('buoy01', operator, 'offline'), page('buoy01', server.admin.token, 'offline', 'query'), page('buoy01', operator, 'offline', 'protocol')]);
       const buoy = await client('buoy01', device.key);
       for (const p of pages) await p.sees(presence('online', 'buoy01'));
+      const metrics = (await (await fetch(`${server.url}/metrics`)).text()).split('\n');
+      assert.ok(metrics.includes('fleetd_connected_devices{endpoint="relay"} 1'), 'the device side counts as a device');
+      assert.ok(metrics.includes('fleetd_connected_clients{endpoint="relay"} 3'), 'pages count as clients');
       const state = '{"iam": "buoy01", "dev": "buoy", "batt/main_v": 0, "rb/enabled": false}';
       buoy.send(state);
       buoy.send(Buffer.from([0, 1, 2, 0xff]));
