@@ -4,7 +4,8 @@ import type { Hub } from '../../hub/hub.ts';
 import type { UpgradeRequest } from '../../http/websocket.ts';
 
 /** A channel is named by its device's external id, in characters a URL path carries unchanged. */
-const channelPattern = /^(?!\.+$)[A-Za-z0-9._~-]{1,128}$/;
+// The characters of a device's external id (the channel is one), all of them plain in a URL path.
+const channelPattern = /^(?!\.+$)[A-Za-z0-9._:@-]{1,128}$/;
 
 /** The device a channel belongs to. */
 export interface ChannelOwner {
@@ -29,7 +30,7 @@ export interface PageAccess {
 
 /** The channel named by a path segment; `.` and `..` are refused, as URLs would resolve them away. */
 export function channelName(segment: string): string {
-  if (!channelPattern.test(segment)) throw badRequest('A relay channel name is 1 to 128 of the characters A-Z a-z 0-9 . _ ~ - (not only dots)');
+  if (!channelPattern.test(segment)) throw badRequest('A relay channel name is 1 to 128 of the characters A-Z a-z 0-9 . _ : @ - (not only dots), as device ids are');
   return segment;
 }
 

@@ -127,7 +127,8 @@ describe('relay: hostile frames and paths', () => {
       assert.ok(reply.status === 404 || reply.status === 400, `${path} got ${reply.status}`);
     }
     assert.equal((await refusal(`${base}/api/relay/${'x'.repeat(128)}`, [], withOperator)).status, 404, 'the longest name is a name');
-    assert.equal((await refusal(`${base}/api/relay/a~b._-`, [], withOperator)).status, 404, 'every allowed character');
+    assert.equal((await refusal(`${base}/api/relay/a:b@c._-`, [], withOperator)).status, 404, 'every allowed character');
+    assert.equal((await refusal(`${base}/api/relay/a~b`, [], withOperator)).status, 400, 'a character no device id has');
   });
 
   it('ignores bus messages that carry no frame', async () => {
