@@ -109,6 +109,45 @@ export const configKeys = {
   relayCompatDevicePort: { schema: Type.Integer({ minimum: 0, maximum: 65535, default: 7777 }), description: 'Device port of the Paikea-compatible relay listener.' },
   relayCompatPagePort: { schema: Type.Integer({ minimum: 0, maximum: 65535, default: 7770 }), description: 'Page port of the Paikea-compatible relay listener, bound to 127.0.0.1 for a reverse proxy.' },
   relayCompatOrg: { schema: Type.String({ minLength: 1, default: 'default' }), description: 'Slug of the organization whose devices and channels the Paikea-compatible listener serves.' },
+  blobStorage: {
+    schema: Type.String({ pattern: '^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\\s]*)?$', default: '' }),
+    allowed: 'empty, or s3://bucket[/prefix]',
+    description: 'Where large file revisions, image values and packages are kept: empty for the folder `<data>/blobs`, or `s3://bucket[/prefix]` for S3-compatible object storage (see the s3* keys).',
+  },
+  s3Endpoint: { schema: Type.String({ pattern: '^$|^https?://', default: '' }), description: 'URL of the S3-compatible service (MinIO, Ceph, R2...); empty for AWS S3 itself.' },
+  s3Region: { schema: Type.String({ minLength: 1, default: 'us-east-1' }), description: 'Region of the bucket.' },
+  s3AccessKeyId: { schema: Type.String({ default: '' }), description: 'Access key id for S3; empty takes the AWS SDK default chain (environment, instance role).', secret: true },
+  s3SecretAccessKey: { schema: Type.String({ default: '' }), description: 'Secret access key for S3.', secret: true },
+  s3ForcePathStyle: { schema: Type.Boolean({ default: true }), description: 'Address the bucket in the path (`host/bucket/key`), as MinIO and most S3-compatible services need; false for virtual-hosted style.' },
+  blobThreshold: {
+    schema: Type.Integer({ minimum: 0, maximum: 1073741824, default: 16384 }),
+    description: 'Size in bytes from which a file revision or image value goes to blob storage instead of the database.',
+  },
+  ingestBatchSize: { schema: Type.Integer({ minimum: 1, maximum: 100000, default: 2000 }), description: 'Most time series values written in one transaction.' },
+  ingestFlushInterval: { schema: Type.Integer({ minimum: 0, maximum: 10000, default: 20 }), description: 'Milliseconds values wait for more to fill a batch before it is written.' },
+  ingestQueueSize: {
+    schema: Type.Integer({ minimum: 1, maximum: 10000000, default: 100000 }),
+    description: 'Most values waiting to be written; when full, devices are made to wait (their acknowledgement comes later) instead of the queue growing.',
+  },
+  retentionInterval: { schema: Type.Integer({ minimum: 1, maximum: 86400, default: 600 }), description: 'Seconds between passes that drop sequence values beyond their maximum count or age.' },
+  stateSequences: {
+    schema: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { default: {} }),
+    description:
+      'Extra reported-state fields recorded as sequences of the device folder: a mapping of field path (`switch:0.apower`, `*` for any component id) to sequence name; added to the Shelly defaults (power, energy, voltage, current, temperature, humidity, illumination, battery).',
+  },
+  rrduino: { schema: Type.Boolean({ default: true }), description: 'Serve the rrduino TCP line protocol for microcontrollers with a pre-shared key.' },
+  rrduinoHost: { schema: Type.String({ minLength: 1, default: '0.0.0.0' }), description: 'Address the rrduino listener binds.' },
+  rrduinoPort: { schema: Type.Integer({ minimum: 0, maximum: 65535, default: 60405 }), description: 'TCP port of the rrduino listener (0 picks a free one).' },
+  rrduinoIdleTimeout: { schema: Type.Integer({ minimum: 1, maximum: 86400, default: 300 }), description: 'Seconds an rrduino connection may stay silent, or keep an unfinished line, before it is closed.' },
+  folderMessageRetention: { schema: Type.Integer({ minimum: 60, maximum: 2592000, default: 3600 }), description: 'Seconds messages addressed to folders are kept.' },
+  smtpUrl: {
+    schema: Type.String({ pattern: '^$|^smtps?://', default: '' }),
+    allowed: 'empty, or smtp://[user:password@]host:port (smtps:// for TLS)',
+    description: 'SMTP server through which devices send email (`send_email`) and watchdog alerts go out; empty turns email off.',
+    secret: true,
+  },
+  smtpFrom: { schema: Type.String({ minLength: 3, default: 'fleetd@localhost' }), description: 'Sender address of email fleetd sends.' },
+  emailRateLimit: { schema: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }), description: 'Email one device may send per hour; more are dropped.' },
 } satisfies Record<string, KeyDefinition>;
 
 export type ConfigKey = keyof typeof configKeys;

@@ -142,5 +142,77 @@ export interface Database {
   };
   /** A running node, as NodeLiveness keeps it: seen_at is its latest heartbeat, by the database's clock. */
   hub_nodes: { id: string; started_at: string; seen_at: string };
+  /** A node of an organization's tree: folder (types 10-19), file (20), sequence (21) or app (22), as rhizo numbers them. */
+  resources: {
+    id: string;
+    org_id: string;
+    parent_id: string | null;
+    name: string;
+    /** Below the organization: '' for its root folder, '/a/b' below it. */
+    path: string;
+    type: number;
+    /** The device a device (controller) folder stands for. */
+    device_id: string | null;
+    /** JSON object */
+    system_attributes: string;
+    /** JSON object */
+    user_attributes: string;
+    /** JSON list of [access type, principal id, level]; null inherits the parent's. */
+    permissions: string | null;
+    last_revision_id: string | null;
+    deleted: number;
+    created_at: string;
+    modified_at: string;
+  };
+  resource_revisions: {
+    id: string;
+    resource_id: string;
+    size: number;
+    sha256: string;
+    /** Small revisions are here, large ones under blob_key in blob storage. */
+    data: Buffer | null;
+    blob_key: string | null;
+    created_by: string | null;
+    created_at: string;
+  };
+  sequences: {
+    resource_id: string;
+    org_id: string;
+    data_type: 'numeric' | 'text' | 'image';
+    units: string | null;
+    decimal_places: number | null;
+    max_history: number | null;
+    /** Seconds */
+    max_age: number | null;
+    /** Seconds */
+    min_storage_interval: number;
+    /** Times are milliseconds since the epoch. */
+    last_stored_t: number | null;
+    last_t: number | null;
+    last_num: number | null;
+    last_text: string | null;
+    last_blob_key: string | null;
+    /** JSON RrdDefinition, and the JSON RrdState of its archives. */
+    rrd: string | null;
+    rrd_state: string | null;
+  };
+  sequence_values: { sequence_id: string; t: number; num: number | null; text: string | null; data: Buffer | null; blob_key: string | null };
+  /** A row of a round-robin archive: `t` is the end of its interval in seconds, `value` null when unknown. */
+  rrd_rows: { sequence_id: string; archive: number; slot: number; t: number; value: number | null };
+  folder_messages: { id: string; org_id: string; folder_id: string; type: string; parameters: string; sender_kind: string; sender_id: string; at: string };
+  rrduino_profiles: {
+    client_id: string;
+    org_id: string;
+    device_id: string;
+    /** Hex SHA-256 of the pre-shared key. */
+    master_key: string;
+    /** JSON list of rrdtool create arguments (`--step`, `DS:...`, `RRA:...`). */
+    rrd_arguments: string;
+    update_template: string | null;
+    created_at: string;
+    updated_at: string;
+  };
+  provisioning_pins: { pin: number; code_hash: string; created_at: string; device_id: string | null; secret: string | null; entered_by: string | null };
+  send_counters: { key: string; window_start: string; count: number };
   auth_throttle: { key: string; failures: number; window_start: string; blocked_until: string | null };
 }

@@ -50,6 +50,9 @@ function sqliteDialect(url: string): Dialect {
   return new FleetSqliteDialect(database);
 }
 
+// bigint columns hold milliseconds since the epoch, far below 2^53: numbers, as SQLite gives them, not text.
+pg.types.setTypeParser(pg.types.builtins.INT8, Number);
+
 function postgresDialect(url: string): Dialect {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   // An idle client whose server went away emits an error; the pool replaces it on next use.

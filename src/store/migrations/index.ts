@@ -3,6 +3,7 @@ import * as identity from './0001_identity.ts';
 import * as devices from './0002_devices.ts';
 import * as deviceRegistry from './0003_device_registry.ts';
 import * as hub from './0004_hub.ts';
+import * as data from './0005_data.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_devices': devices,
   '0003_device_registry': deviceRegistry,
   '0004_hub': hub,
+  '0005_data': data,
 };
