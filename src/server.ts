@@ -6,6 +6,7 @@ import { FleetError } from './core/errors.ts';
 import { buildApp, type App } from './http/app.ts';
 import type { Bus } from './hub/bus.ts';
 import type { Hub } from './hub/hub.ts';
+import { startRrduino, type RrduinoListener } from './adapters/rrduino/listener.ts';
 import { openBus } from './hub/open.ts';
 import { closeHub, closeHubBase, createHub, listenHub, startHubBase, type HubBase } from './hub/start.ts';
 import type { Logger } from './log.ts';
@@ -20,6 +21,8 @@ export interface RunningServer {
   bus: Bus;
   /** The device hub: events, device connections, metrics. */
   hub: Hub;
+  /** The port of the rrduino listener, when it is on (config.rrduino). */
+  rrduinoPort?: number;
   /**
    * Stops accepting, closes device and client connections (the devices go offline), lets in-flight
    * requests finish (up to shutdownTimeout), drains the bus, closes the store.
@@ -59,10 +62,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       },
     });
     const listeners = await listenHub(hub, app.server);
-    await app.listen({ port: config.port, host: config.host });
+    let rrduino: RrduinoListener | undefined;
+    if (config.rrduino) rrduino = await startRrduino({ profiles: services.rrduinoProfiles, series: services.series, config, logger: logger.child({ component: 'rrduino' }) });
+    await app.listen({ port: config.port, host: config.host }).catch(async (error: unknown) => {
+      await rrduino?.close();
+      throw error;
+    });
     const { port } = app.server.address() as AddressInfo;
     const url = `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${port}`;
-    logger.info({ url, node: hub.nodeId, config: maskedConfig(config) }, 'fleetd is serving');
+    logger.info({ url, rrduinoPort: rrduino?.port, node: hub.nodeId, config: maskedConfig(config) }, 'fleetd is serving');
 
     const pruning = setInterval(() => void services.throttle.prune().catch((error: unknown) => logger.warn({ err: error }, 'throttle prune failed')), throttlePruneIntervalMs);
     pruning.unref();
@@ -75,15 +83,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         logger.warn('shutdown timeout: closing remaining connections');
         app.server.closeAllConnections();
       }, config.shutdownTimeout * 1000);
+      await rrduino?.close();
       await listeners.close();
       await app.close();
       clearTimeout(timer);
       await closeHub(hub);
+      await services.close();
       await bus.close();
       await store.close();
       logger.info('fleetd stopped');
     };
-    return { url, app, services, bus, hub, close };
+    return { url, app, services, bus, hub, rrduinoPort: rrduino?.port, close };
   } catch (error) {
     if (base) await closeHubBase(base);
     await bus.close();

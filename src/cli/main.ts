@@ -4,6 +4,7 @@ import { version } from '../version.ts';
 import { adminCommand } from './commands/admin.ts';
 import { configCommand } from './commands/config.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { rrduinoCommand } from './commands/rrduino.ts';
 import { serveCommand } from './commands/serve.ts';
 
 export function buildProgram(): Command {
@@ -12,7 +13,7 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [serveCommand(), migrateCommand(), configCommand(), adminCommand()]) program.addCommand(command);
+  for (const command of [serveCommand(), migrateCommand(), configCommand(), adminCommand(), rrduinoCommand()]) program.addCommand(command);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

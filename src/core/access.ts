@@ -1,4 +1,5 @@
 import { FleetError } from './errors.ts';
+import { accessLevel, requireLevel, type PermissionEntry } from './resource-access.ts';
 import { atLeast, type Role } from './roles.ts';
 
 /**
@@ -25,6 +26,8 @@ export interface Resource {
   userId?: string;
   /** The device the object is, or belongs to. */
   deviceId?: string;
+  /** A resource of the tree: the permission entries in effect on it (see core/resource-access.ts). */
+  permissions?: readonly PermissionEntry[];
 }
 
 type Rule =
@@ -38,7 +41,9 @@ type Rule =
    * Members of the resource's organization with at least `role`; `ownRole` suffices on their own
    * objects; with `device: 'self'` a device may act on itself.
    */
-  | { scope: 'org'; role: Role; ownRole?: Role; device?: 'self' };
+  | { scope: 'org'; role: Role; ownRole?: Role; device?: 'self' }
+  /** A resource of the tree: whoever its permission entries give at least `level` (10 read, 20 write). */
+  | { scope: 'resource'; level: 10 | 20 };
 
 const rules = {
   'org.create': { scope: 'system' },
@@ -61,6 +66,10 @@ const rules = {
   'user.update': { scope: 'self' },
   'user.delete': { scope: 'system' },
   'system.audit.read': { scope: 'system' },
+  'resource.read': { scope: 'resource', level: 10 },
+  'resource.write': { scope: 'resource', level: 20 },
+  /** Who may open a resource to others: setting permissions is managing access, like managing members. */
+  'resource.share': { scope: 'org', role: 'admin' },
 } satisfies Record<string, Rule>;
 
 export type Action = keyof typeof rules;
@@ -68,9 +77,10 @@ export const actions = Object.keys(rules) as Action[];
 
 /**
  * Who may use an entry point (an HTTP route, a JSON-RPC method), declared with it: `'public'`, or the
- * actions it asks the permission function about, which needs an authenticated principal.
+ * actions it asks the permission function about, which needs an authenticated principal; with
+ * `anonymous`, callers without credentials get through too (as nobody), for public resources.
  */
-export type AccessDeclaration = 'public' | { actions: readonly Action[] };
+export type AccessDeclaration = 'public' | { actions: readonly Action[]; anonymous?: true };
 
 export const principalUserId = (p: Principal): string | undefined => (p.kind === 'device' ? undefined : p.userId);
 
@@ -109,6 +119,9 @@ export function authorize(p: Principal, action: Action, resource: Resource = {})
       if (atLeast(role, own ? rule.ownRole! : rule.role)) return;
       throw new FleetError('forbidden', `Your role (${role}) may not ${describe(action)}`);
     }
+    case 'resource':
+      if (resource.orgId === undefined) throw new FleetError('not_found', 'Resource not found');
+      return requireLevel(accessLevel(p, resource.orgId, resource.permissions ?? []), rule.level);
   }
 }
 

@@ -34,6 +34,7 @@ export const accessPlugin = fp(async (app: FastifyInstance, options: { authentic
       unsafeMethod: !safeMethods.has(request.method),
       ip: request.ip,
     });
+    if (!principal && access.anonymous) return;
     if (!principal) throw unauthenticated('Authentication required: send "Authorization: Bearer <token or API key>"');
     request.principal = principal;
   });

@@ -17,13 +17,17 @@ import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { groupRoutes } from './routes/groups.ts';
+import { resourceRoutes } from './routes/resources.ts';
 import { rpcRoutes } from './routes/rpc.ts';
+import { seriesRoutes } from './routes/series.ts';
+import { rrduinoRoutes } from './routes/rrduino.ts';
 import { authRoutes } from './routes/auth.ts';
 import { checkinRoutes } from './routes/checkin.ts';
 import { healthRoutes } from './routes/health.ts';
 import { memberRoutes } from './routes/members.ts';
 import { organizationRoutes } from './routes/organizations.ts';
 import { userRoutes } from './routes/users.ts';
+import { rhizoPlugin } from '../adapters/rhizo/http/plugin.ts';
 import { ErrorBody } from './schemas.ts';
 import { validatorCompiler } from './validation.ts';
 import { version } from '../version.ts';
@@ -91,10 +95,14 @@ export async function buildApp({ config, services, hub, logger, ready, registry 
       await api.register(admissionRoutes, { services });
       await api.register(checkinRoutes, { services });
       await api.register(groupRoutes, { services });
+      await api.register(resourceRoutes, { services });
+      await api.register(seriesRoutes, { services });
+      await api.register(rrduinoRoutes, { services });
       await api.register(auditRoutes, { services });
       await api.register(rpcRoutes, { hub });
     },
     { prefix: '/api' },
   );
+  await app.register(rhizoPlugin, { services, bodyLimit: config.bodyLimit });
   return app;
 }

@@ -26,7 +26,8 @@ export const openapiPlugin = fp(async (app: FastifyInstance, options: { version:
       const access = (route.config as { access?: AccessDeclaration } | undefined)?.access;
       const transformed = { ...schema } as Record<string, unknown>;
       if (access && access !== 'public') {
-        transformed.security = [{ bearer: [] }, { session: [] }];
+        // An empty requirement is OpenAPI's way of saying the credentials are optional.
+        transformed.security = [...(access.anonymous ? [{}] : []), { bearer: [] }, { session: [] }];
         if (access.actions.length > 0) transformed['x-fleetd-actions'] = access.actions;
       }
       return { schema: transformed as typeof schema, url };

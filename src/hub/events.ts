@@ -78,6 +78,7 @@ export class EventStream {
   readonly #replayMax: number;
   readonly #nextId = monotonicIds('evt');
   readonly #listeners = new Set<(event: HubEvent) => void>();
+  readonly #publishedListeners = new Set<(event: HubEvent) => void>();
   #subscription: BusSubscription | undefined;
   #pruning: NodeJS.Timeout | undefined;
   /**
@@ -109,6 +110,15 @@ export class EventStream {
     const sent = Promise.all([written, this.#tail.catch(() => {})]).then(() => this.#send(stored));
     this.#tail = sent;
     return await sent;
+  }
+
+  /**
+   * Every event this node publishes, on this node only, once it is stored: for work to be done once
+   * in a cluster (the node that published does it). Returns the unsubscribe.
+   */
+  onPublished(listener: (event: HubEvent) => void): () => void {
+    this.#publishedListeners.add(listener);
+    return () => void this.#publishedListeners.delete(listener);
   }
 
   /** Every event reaching this node from any node, once, in arrival order. Returns the unsubscribe. */
@@ -146,6 +156,7 @@ export class EventStream {
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
     this.#listeners.clear();
+    this.#publishedListeners.clear();
   }
 
   /**
@@ -165,17 +176,22 @@ export class EventStream {
       // Stored all the same: listeners of every node miss it, clients catch up by replaying.
       this.#logger.warn({ err: error, event: event.id, name: event.name }, 'hub event not sent on the bus');
     }
+    this.#notify(this.#publishedListeners, event);
     return event;
   }
 
   #deliver(event: HubEvent): undefined {
-    for (const listener of this.#listeners) {
+    this.#notify(this.#listeners, event);
+    return undefined;
+  }
+
+  #notify(listeners: Set<(event: HubEvent) => void>, event: HubEvent): void {
+    for (const listener of listeners) {
       try {
         listener(event);
       } catch (error) {
         this.#logger.error({ err: error, event: event.id, name: event.name }, 'hub event listener failed');
       }
     }
-    return undefined;
   }
 }

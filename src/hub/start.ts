@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client';
 import { clientEndpoint } from '../adapters/client/endpoint.ts';
 import { relayEndpoint } from '../adapters/relay/endpoint.ts';
 import { startRelayCompat } from '../adapters/relay/compat.ts';
+import { rhizoWebSocketEndpoint } from '../adapters/rhizo/websocket/endpoint.ts';
 import { shellyEndpoints } from '../adapters/shelly/endpoint.ts';
 import type { Config } from '../config/keys.ts';
 import { newId } from '../core/ids.ts';
@@ -73,7 +74,7 @@ export interface HubListeners {
 
 /** Serves the hub's WebSocket endpoints on the API's HTTP server, and the Paikea-compatible listeners when configured. */
 export async function listenHub(hub: Hub, server: Server): Promise<HubListeners> {
-  const sockets: WebSocketServer = attachWebSockets(server, [...shellyEndpoints(hub), clientEndpoint(hub), relayEndpoint(hub)], {
+  const sockets: WebSocketServer = attachWebSockets(server, [...shellyEndpoints(hub), clientEndpoint(hub), relayEndpoint(hub), rhizoWebSocketEndpoint(hub)], {
     limits: limitsFromConfig(hub.config),
     metrics: hub.metrics,
     logger: hub.logger.child({ component: 'ws' }),

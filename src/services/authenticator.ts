@@ -10,7 +10,10 @@ import type { Throttle } from './throttle.ts';
 
 /** The credentials a request or connection presents, whatever the protocol carried them in. */
 export interface Credentials {
-  /** The `Authorization` header, `Bearer <token>` or RDFM's `Bearer token=<token>`. */
+  /**
+   * The `Authorization` header: `Bearer <token>`, RDFM's `Bearer token=<token>`, or rhizo's
+   * `Basic base64(<client version>:<API key>)`.
+   */
   authorization?: string;
   sessionCookie?: string;
   csrfHeader?: string;
@@ -36,7 +39,7 @@ export class Authenticator {
 
   /** Undefined when no credentials were presented at all. */
   async authenticate(credentials: Credentials): Promise<Principal | undefined> {
-    const token = bearerToken(credentials.authorization);
+    const token = presentedToken(credentials.authorization);
     if (token !== undefined) {
       const cached = this.cache.recall(token);
       if (cached) return cached;
@@ -75,9 +78,24 @@ export class Authenticator {
   }
 }
 
-function bearerToken(header: string | undefined): string | undefined {
+function presentedToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
-  const match = /^Bearer\s+(?:token=)?(\S+)\s*$/i.exec(header);
-  if (!match) throw unauthenticated('Authorization header must be "Bearer <token>"');
-  return match[1];
+  const bearer = /^Bearer\s+(?:token=)?(\S+)\s*$/i.exec(header);
+  if (bearer) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/]+=*)\s*$/i.exec(header);
+  if (basic) return basicApiKey(basic[1]!);
+  throw unauthenticated('Authorization header must be "Bearer <token>" or "Basic base64(<anything>:<API key>)"');
+}
+
+/**
+ * rhizo's clients send their key as the Basic password, with their version as the user name (which
+ * says nothing about who they are). Only API keys are taken this way: a password is never accepted
+ * on a header, so Basic cannot become a way round login throttling.
+ */
+function basicApiKey(encoded: string): string {
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const key = colon < 0 ? '' : decoded.slice(colon + 1);
+  if (!looksLikeApiKey(key)) throw unauthenticated('Basic credentials must carry an API key as the password');
+  return key;
 }

@@ -10,6 +10,7 @@ import type { Actor } from './actor.ts';
 import { recordAudit } from './audit.ts';
 import { selectDevices, type DeviceFilter } from './device-query.ts';
 import type { Organizations } from './organizations.ts';
+import { deleteDeviceFolder, insertDeviceFolder } from './resources/device-folders.ts';
 
 export interface Device {
   id: string;
@@ -105,7 +106,7 @@ export type NewDevice = { name: string } & Omit<DeviceChanges, 'name'> & { publi
 
 const externalIdTaken = (externalId: string | null | undefined) => new FleetError('conflict', `A device with externalId ${JSON.stringify(externalId)} exists already`);
 
-/** Inserts a device and its tags; the caller authorizes and audits it in the same transaction. */
+/** Inserts a device, its tags and its folder; the caller authorizes and audits it in the same transaction. */
 export async function insertDevice(db: Db, orgId: string, input: NewDevice): Promise<Device> {
   const now = nowIso();
   const row: DeviceRow = {
@@ -135,6 +136,7 @@ export async function insertDevice(db: Db, orgId: string, input: NewDevice): Pro
     throw error;
   }
   if (tags.length > 0) await db.insertInto('device_tags').values(tags.map((tag) => ({ device_id: row.id, tag }))).execute();
+  await insertDeviceFolder(db, { id: row.id, orgId, name: row.name });
   return toDevice(row, tags);
 }
 
@@ -216,11 +218,12 @@ export class Devices {
     });
   }
 
-  /** Deletes the device; its API keys are revoked with it. */
+  /** Deletes the device; its API keys are revoked with it, its folder soft-deleted. */
   async delete(actor: Actor, orgIdOrSlug: string, deviceId: string): Promise<void> {
     const device = await this.readable(actor.principal, orgIdOrSlug, deviceId);
     authorize(actor.principal, 'device.manage', { orgId: device.org_id, deviceId });
     await this.store.transaction(async (tx) => {
+      await deleteDeviceFolder(tx, device.id);
       await tx.deleteFrom('devices').where('id', '=', device.id).execute();
       await tx.updateTable('api_keys').set({ revoked_at: nowIso(), revoked_by: 'device.deleted' }).where('device_id', '=', device.id).where('revoked_at', 'is', null).execute();
       await recordAudit(tx, actor, { orgId: device.org_id, action: 'device.delete', target: { type: 'device', id: device.id }, details: { name: device.name } });

@@ -1,3 +1,5 @@
+import { openBlobStore } from '../blob/open.ts';
+import type { BlobStore } from '../blob/blob-store.ts';
 import type { Config } from '../config/keys.ts';
 import type { Principal } from '../core/access.ts';
 import type { Bus } from '../hub/bus.ts';
@@ -9,13 +11,19 @@ import { ApiKeys } from './api-keys.ts';
 import { Authenticator } from './authenticator.ts';
 import { NodeCache } from './node-cache.ts';
 import { Devices } from './devices.ts';
+import { FolderMessages } from './folder-messages.ts';
 import { Groups } from './groups.ts';
+import { Mailer } from './mailer.ts';
 import { Memberships } from './memberships.ts';
 import { OidcTokens } from './oidc.ts';
+import { ResourceTree } from './resources/tree.ts';
 import { Organizations, type Organization } from './organizations.ts';
+import { RrduinoProfiles } from './rrduino-profiles.ts';
+import { Series } from './series/series.ts';
 import { loadJwtSecret, Sessions } from './sessions.ts';
 import { Throttle } from './throttle.ts';
 import { Users } from './users.ts';
+import { ControllerWatchdog } from './watchdog.ts';
 
 /** The use cases of fleetd's core, shared by every protocol adapter. */
 export interface Services {
@@ -30,12 +38,21 @@ export interface Services {
   sessions: Sessions;
   throttle: Throttle;
   authenticator: Authenticator;
+  blobs: BlobStore;
+  resources: ResourceTree;
+  rrduinoProfiles: RrduinoProfiles;
+  series: Series;
+  folderMessages: FolderMessages;
+  mailer: Mailer;
+  watchdog: ControllerWatchdog;
+  /** Writes what is queued and stops background work: after the hub closes, before the bus does. */
+  close(): Promise<void>;
 }
 
 /** Published after each commit of identity data, so that every node forgets what it cached. */
 const identityChanged = 'fleetd.identity.changed';
 
-export async function createServices(store: Store, config: Config, bus: Bus, logger: Logger, events: Pick<EventStream, 'publish'>): Promise<Services> {
+export async function createServices(store: Store, config: Config, bus: Bus, logger: Logger, events: Pick<EventStream, 'publish' | 'onPublished'>): Promise<Services> {
   const throttle = new Throttle(store.db, { maxFailures: config.throttleMaxFailures, windowSeconds: config.throttleWindow });
   const jwtSecret = await loadJwtSecret(store.db, config.jwtSecret);
   const sessions = new Sessions(store, { accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl, jwtSecret }, throttle);
@@ -69,8 +86,17 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
       })
     : undefined;
   const devices = new Devices(store, organizations);
+  const blobs = openBlobStore(config);
+  const resources = new ResourceTree({ store, organizations, blobs, config });
   const admission = new Admission({ store, organizations, devices, events, bus, config, logger: logger.child({ component: 'admission' }) });
   await admission.start();
+  const series = new Series({ store, resources, blobs, config, events, logger: logger.child({ component: 'series' }) });
+  series.start();
+  const folderMessages = new FolderMessages({ store, bus, series, config, logger: logger.child({ component: 'folder-messages' }) });
+  await folderMessages.start();
+  const mailer = new Mailer({ store, config, logger: logger.child({ component: 'mailer' }) });
+  const watchdog = new ControllerWatchdog({ store, mailer, logger: logger.child({ component: 'watchdog' }) });
+  watchdog.start();
   return {
     store,
     organizations,
@@ -83,5 +109,19 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
     sessions,
     throttle,
     authenticator: new Authenticator(apiKeys, sessions, oidc, throttle, principals),
+    blobs,
+    resources,
+    rrduinoProfiles: new RrduinoProfiles({ store, organizations, resources }),
+    series,
+    folderMessages,
+    mailer,
+    watchdog,
+    async close() {
+      // The series first: the values it still writes tell their folders.
+      await series.close();
+      await folderMessages.close();
+      await watchdog.close();
+      mailer.close();
+    },
   };
 }

@@ -154,7 +154,8 @@ for (const { kind, open } of testStoreKinds) {
       assert.deepEqual(await store.get('atomic/x'), fresh);
     });
 
-    it('ends concurrent writes of one key with one of them whole', async () => {
+    // S3 itself makes each PUT atomic; s3rver writes its files in place, so two writes can interleave there.
+    it('ends concurrent writes of one key with one of them whole', { skip: kind === 's3' && 'atomic PUT is S3\'s guarantee, which s3rver does not give' }, async () => {
       const contents = Array.from({ length: 6 }, (_, i) => Buffer.alloc(50_000 + i, i));
       await Promise.all(contents.map((content) => store.put('atomic/race', content)));
       const final = await store.get('atomic/race');

@@ -304,7 +304,7 @@ for (const backend of await backends()) {
       mkdirSync(join(cwd, 'data'));
       port = await freePort();
       base = `http://127.0.0.1:${port}`;
-      serve = spawnFleetd(['serve', '--host', '127.0.0.1', '--port', String(port), '--shutdown-timeout', String(shutdownTimeout), '--data', join(cwd, 'data'), '--database', database.url], {
+      serve = spawnFleetd(['serve', '--host', '127.0.0.1', '--port', String(port), '--shutdown-timeout', String(shutdownTimeout), '--rrduino-port', '0', '--data', join(cwd, 'data'), '--database', database.url], {
         cwd,
       });
       const early = serve.exited.then((exit) => assert.fail(`fleetd serve exited early (${JSON.stringify(exit)})\n${serve.stderr()}\n${serve.stdout()}`));

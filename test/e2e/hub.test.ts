@@ -53,7 +53,7 @@ for (const backend of await backends()) {
       const created = spawnFleetd(['admin', 'create', email, '--org', 'default', '--password-stdin', ...settings], { cwd, input: `${password}\n` });
       assert.equal((await created.exited).code, 0, created.stderr());
       const port = await freePort();
-      serve = spawnFleetd(['serve', '--host', '127.0.0.1', '--port', String(port), '--admission', 'manual', '--device-call-timeout', '2', ...settings], { cwd });
+      serve = spawnFleetd(['serve', '--host', '127.0.0.1', '--port', String(port), '--admission', 'manual', '--device-call-timeout', '2', '--rrduino-port', '0', ...settings], { cwd });
       await waitFor(() => serve.stderr().includes('fleetd is serving on'), () => serve.stderr() + serve.stdout());
       base = `http://127.0.0.1:${port}`;
       wsBase = `ws://127.0.0.1:${port}`;

@@ -61,7 +61,7 @@ export async function startNode(databaseUrl: string, data: string, overrides: Pa
   const { config } = loadConfig({
     env: {},
     cwd: data,
-    flags: { port: '0', host: '127.0.0.1', logLevel: 'silent', data, database: databaseUrl, ...overrides },
+    flags: { port: '0', host: '127.0.0.1', rrduinoHost: '127.0.0.1', rrduinoPort: '0', logLevel: 'silent', data, database: databaseUrl, ...overrides },
   });
   return startServer(config, createLogger(config.logLevel));
 }

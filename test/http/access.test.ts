@@ -50,6 +50,11 @@ const orgRoutes: Array<{ method: string; path: string; body?: Record<string, unk
   { method: 'GET', path: '/api/orgs/{orgId}/enrollment-tokens' },
   { method: 'POST', path: '/api/orgs/{orgId}/enrollment-tokens', body: { name: 'intruder token' } },
   { method: 'DELETE', path: '/api/orgs/{orgId}/enrollment-tokens/{tokenId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/rrduino-profiles' },
+  { method: 'POST', path: '/api/orgs/{orgId}/rrduino-profiles', body: { clientId: 'intruder', key: 'intruder-key' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/rrduino-profiles/{clientId}' },
+  { method: 'PATCH', path: '/api/orgs/{orgId}/rrduino-profiles/{clientId}', body: { key: 'taken-over' } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/rrduino-profiles/{clientId}' },
 ];
 
 const fill = (path: string, values: Record<string, string>) => path.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? assert.fail(`no value for ${name}`));
@@ -58,7 +63,7 @@ for (const backend of await backends()) {
   describe(`access [${backend.name}]`, { skip: backend.skip }, () => {
     let server: TestServer;
     const A = { id: '', slug: 'default' };
-    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '', groupId: '', pendingId: '', tokenId: '' };
+    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '', groupId: '', pendingId: '', tokenId: '', clientId: 'b-client' };
     let ownerA: Caller & { userId: string };
     let adminA: Caller & { userId: string };
     let operatorA: Caller & { userId: string };
@@ -94,6 +99,9 @@ for (const backend of await backends()) {
           .execute(),
         pending: await db.selectFrom('pending_devices').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
         tokens: await db.selectFrom('enrollment_tokens').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        resources: await db.selectFrom('resources').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        revisions: await db.selectFrom('resource_revisions').innerJoin('resources', 'resources.id', 'resource_revisions.resource_id').select('resource_revisions.id').where('resources.org_id', '=', orgId).orderBy('resource_revisions.id').execute(),
+        rrduino: await db.selectFrom('rrduino_profiles').selectAll().where('org_id', '=', orgId).orderBy('client_id').execute(),
         audit: await db.selectFrom('audit_events').select('id').where('org_id', '=', orgId).orderBy('id').execute(),
         users: await db.selectFrom('users').select(['id', 'name', 'system_admin']).orderBy('id').execute(),
       };
@@ -122,6 +130,7 @@ for (const backend of await backends()) {
       const waiting = await server.services.admission.admit({ endpoint: 'devices', externalId: 'b-waiting', orgHint: B.slug, info: {} });
       B.pendingId = waiting.status === 'pending' ? waiting.pendingId : assert.fail(`b-waiting: ${JSON.stringify(waiting)}`);
       B.tokenId = (await created('POST', `/api/orgs/${B.id}/enrollment-tokens`, admin(), { name: 'b token' })).id;
+      await created('POST', `/api/orgs/${B.id}/rrduino-profiles`, admin(), { clientId: B.clientId, key: 'b-key', deviceId: B.deviceId });
     });
     after(async () => {
       await server?.close();
@@ -142,7 +151,7 @@ for (const backend of await backends()) {
       const callers = [ownerA, keyA, deviceKeyA];
       for (const org of [B.id, B.slug]) {
         for (const route of orgRoutes) {
-          const values = { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId, groupId: B.groupId, pendingId: B.pendingId, tokenId: B.tokenId };
+          const values = { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId, groupId: B.groupId, pendingId: B.pendingId, tokenId: B.tokenId, clientId: B.clientId };
           const path = fill(route.path, values);
           const body = route.body && (JSON.parse(fill(JSON.stringify(route.body), values)) as Record<string, unknown>);
           for (const caller of callers) {
@@ -152,6 +161,38 @@ for (const backend of await backends()) {
           }
         }
       }
+      assert.deepEqual(await snapshot(B.id), before);
+    });
+
+    it("B's resource tree is not found by A's users, keys and devices (its paths carry no {orgId}), and nothing in B changes", async () => {
+      const folder = await created('POST', `/api/resources/${B.slug}`, admin(), { name: 'b folder', type: 'basic_folder' });
+      await created('POST', `/api/resources/${B.slug}/b%20folder`, admin(), { name: 'b.txt', type: 'file', content: Buffer.from('b').toString('base64') });
+      const before = await snapshot(B.id);
+      const routes: Array<[string, string, unknown?]> = [
+        ['GET', `/api/resources/${B.slug}`],
+        ['GET', `/api/resources/${B.slug}/b%20folder`],
+        ['GET', `/api/resources/${B.slug}/b%20folder?view=children&recursive=true`],
+        ['GET', `/api/resources/${B.slug}/b%20folder/b.txt?view=content`],
+        ['GET', `/api/resources/${B.slug}/b%20folder/b.txt?view=revisions`],
+        ['POST', `/api/resources/${B.slug}/b%20folder`, { name: 'intruder', type: 'file' }],
+        ['POST', `/api/resources/${B.slug}`, { name: 'intruder', type: 'basic_folder', createParents: true }],
+        ['PATCH', `/api/resources/${B.slug}/b%20folder`, { name: 'Taken over' }],
+        ['PATCH', `/api/resources/${B.slug}/b%20folder`, { permissions: [[100, null, 20]] }],
+        ['DELETE', `/api/resources/${B.slug}/b%20folder`],
+        ['DELETE', `/api/resources/${B.slug}/b%20folder/b.txt`],
+      ];
+      for (const [method, path, body] of routes) {
+        for (const caller of [ownerA, keyA, deviceKeyA]) {
+          const reply = await call(method, path, caller.token, body);
+          assert.equal(reply.status, 404, `${caller.name}: ${method} ${path} answered ${reply.status} ${JSON.stringify(reply.body)}`);
+          assert.equal(reply.body.error.code, 'not_found');
+        }
+      }
+      // Moving B's folder into A's tree, or A's into B's, is refused too.
+      assert.equal((await call('PATCH', `/api/resources/${A.slug}`, ownerA.token, { name: 'x' })).status, 400);
+      await created('POST', `/api/resources/${A.slug}`, ownerA.token, { name: 'a folder', type: 'basic_folder' });
+      assert.equal((await call('PATCH', `/api/resources/${A.slug}/a%20folder`, ownerA.token, { parentPath: `/${B.slug}/b folder` })).status, 400);
+      assert.equal(folder.orgId, B.id);
       assert.deepEqual(await snapshot(B.id), before);
     });
 
@@ -174,6 +215,9 @@ for (const backend of await backends()) {
         ['POST', `/api/orgs/${A.id}/pending-devices/${B.pendingId}/deny`],
         ['DELETE', `/api/orgs/${A.id}/pending-devices/${B.pendingId}`],
         ['DELETE', `/api/orgs/${A.id}/enrollment-tokens/${B.tokenId}`],
+        ['GET', `/api/orgs/${A.id}/rrduino-profiles/${B.clientId}`],
+        ['PATCH', `/api/orgs/${A.id}/rrduino-profiles/${B.clientId}`, { key: 'taken-over' }],
+        ['DELETE', `/api/orgs/${A.id}/rrduino-profiles/${B.clientId}`],
       ] as const;
       for (const [method, path, body] of paths) {
         for (const caller of [ownerA, keyA]) {

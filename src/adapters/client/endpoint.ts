@@ -1,6 +1,6 @@
 import type { Principal } from '../../core/access.ts';
-import { FleetError } from '../../core/errors.ts';
 import type { UpgradeRequest, WebSocketEndpoint } from '../../http/websocket.ts';
+import { recheckCredentials } from '../../hub/credential-recheck.ts';
 import type { Hub } from '../../hub/hub.ts';
 import { closeCodes, type FleetSocket } from '../../hub/socket.ts';
 import type { Credentials } from '../../services/authenticator.ts';
@@ -18,10 +18,6 @@ interface ClientAuth {
  * side (their replies go out as each finishes, matched by id); beyond this, reading waits for one.
  */
 const maxInFlight = 16;
-/** Longest time an open connection goes without its credentials being checked again. */
-const maxRecheckSeconds = 30;
-/** Refusals that mean the credentials are no good any more (a blocked address is refused bad ones only). */
-const revoked = new Set(['unauthenticated', 'forbidden', 'rate_limited']);
 
 /** JSON-RPC 2.0 for people and programs at /api/ws: device methods and event subscriptions. */
 export function clientEndpoint(hub: Hub): WebSocketEndpoint<ClientAuth> {
@@ -63,35 +59,11 @@ function serve(hub: Hub, dispatcher: Dispatcher<ClientContext>, socket: FleetSoc
     if (inFlight.size >= maxInFlight) return Promise.race(inFlight);
   });
 
-  // A key revoked or a session ended while the socket is open: the socket ends too, within this period.
-  let checking = false;
-  const recheck = setInterval(
-    () => {
-      if (checking) return;
-      checking = true;
-      hub.services.authenticator
-        .authenticate(auth.credentials)
-        .then((current) => {
-          principal = clientPrincipal(current);
-        })
-        .catch((error: unknown) => {
-          if (error instanceof FleetError && revoked.has(error.code)) {
-            logger.info({ code: error.code }, 'closing a client connection whose credentials no longer hold');
-            socket.close(closeCodes.unauthenticated, 'credentials revoked');
-          } else {
-            logger.warn({ err: error }, 'could not check the credentials of a client connection again');
-          }
-        })
-        .finally(() => {
-          checking = false;
-        });
-    },
-    Math.min(Math.max(hub.config.cacheTtl, 1), maxRecheckSeconds) * 1000,
-  );
-  recheck.unref();
+  recheckCredentials(hub, socket, auth.credentials, logger, (current) => {
+    principal = clientPrincipal(current);
+  });
 
   socket.onClose(() => {
-    clearInterval(recheck);
     subscriptions.close();
   });
 }
