@@ -13,6 +13,7 @@ import { busyCpus, cleanUp, settingsFromEnv, within, type Benchmark, type Settin
 const modules: Array<{ name: string; load: () => Promise<{ benchmark: Benchmark }> }> = [
   { name: 'http', load: () => import('./http.ts') },
   { name: 'relay', load: () => import('./relay.ts') },
+  { name: 'ingest', load: () => import('./ingest.ts') },
 ];
 
 // Children and temporary folders never outlive the runner, however it ends.

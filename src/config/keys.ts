@@ -124,7 +124,10 @@ export const configKeys = {
     description: 'Size in bytes from which a file revision or image value goes to blob storage instead of the database.',
   },
   ingestBatchSize: { schema: Type.Integer({ minimum: 1, maximum: 100000, default: 2000 }), description: 'Most time series values written in one transaction.' },
-  ingestFlushInterval: { schema: Type.Integer({ minimum: 0, maximum: 10000, default: 20 }), description: 'Milliseconds values wait for more to fill a batch before it is written.' },
+  ingestFlushInterval: {
+    schema: Type.Integer({ minimum: 0, maximum: 10000, default: 0 }),
+    description: 'Milliseconds a value waits for more to fill a batch when nothing is being written; 0 writes at once. Values arriving during a write always go together into the next batch.',
+  },
   ingestQueueSize: {
     schema: Type.Integer({ minimum: 1, maximum: 10000000, default: 100000 }),
     description: 'Most values waiting to be written; when full, devices are made to wait (their acknowledgement comes later) instead of the queue growing.',

@@ -5,7 +5,11 @@ export interface IngestQueueOptions<I, R> {
   capacity: number;
   /** Most items handed to one `write`. */
   batchSize: number;
-  /** How long the first queued item waits for more to fill a batch. */
+  /**
+   * How long the first item queued while nothing is being written waits for more to fill a batch;
+   * 0 writes it on the next turn of the event loop. Items queued during a write always wait for it
+   * and go together into the next batch (group commit), so batches grow with the load by themselves.
+   */
   flushIntervalMs: number;
   /** Writes one batch, giving one result per item in order; a throw fails only this batch's callers. */
   write: (items: I[]) => Promise<R[]>;
@@ -31,7 +35,7 @@ export class IngestQueue<I, R> {
   #queuedItems = 0;
   readonly #waiting: Array<{ size: number; admit: () => void }> = [];
   #writing: Promise<void> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   #closed = false;
 
   constructor(options: IngestQueueOptions<I, R>) {
@@ -56,7 +60,7 @@ export class IngestQueue<I, R> {
       this.#startWriting();
       await (this.#writing ?? new Promise((resolve) => setImmediate(resolve)));
     }
-    clearTimeout(this.#timer);
+    this.#clearTimer();
   }
 
   async #enqueue(items: I[]): Promise<R[]> {
@@ -69,13 +73,24 @@ export class IngestQueue<I, R> {
       this.#queued.push({ items, resolve, reject });
       this.#queuedItems += items.length;
       if (this.#queuedItems >= this.#options.batchSize) this.#startWriting();
-      else this.#timer ??= setTimeout(() => this.#startWriting(), this.#options.flushIntervalMs);
+      else if (!this.#writing) this.#timer ??= this.#schedule();
     });
   }
 
-  #startWriting(): void {
-    clearTimeout(this.#timer);
+  #schedule(): NodeJS.Timeout | NodeJS.Immediate {
+    const write = () => this.#startWriting();
+    return this.#options.flushIntervalMs === 0 ? setImmediate(write) : setTimeout(write, this.#options.flushIntervalMs);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer === undefined) return;
+    if (this.#options.flushIntervalMs === 0) clearImmediate(this.#timer as NodeJS.Immediate);
+    else clearTimeout(this.#timer as NodeJS.Timeout);
     this.#timer = undefined;
+  }
+
+  #startWriting(): void {
+    this.#clearTimer();
     if (this.#writing || this.#queued.length === 0) return;
     this.#writing = this.#drain().finally(() => {
       this.#writing = undefined;
