@@ -4,10 +4,10 @@ import { describeRef, folderOf } from './folders.ts';
 import { param, parametersObject } from './frames.ts';
 
 /**
- * `subscribe {subscriptions: [{folder, message_type?, include_children?}]}`. A folder the connection
- * may not read is skipped silently, as rhizo does. fleetd does not tell an unknown folder from one
- * of another organization (as its REST API), so both answer an `error` frame; unlike rhizo, which
- * stops at an unknown path, the remaining entries are still taken.
+ * `subscribe {subscriptions: [{folder, message_type?, include_children?}]}`. fleetd does not tell an
+ * unknown folder from one the connection may not read (as its REST API), so both answer an `error`
+ * frame, where rhizo skips an unreadable folder silently; unlike rhizo, which stops at an unknown
+ * path, the remaining entries are still taken.
  */
 export const handleSubscribe: MessageHandler = async (connection, frame) => {
   const list = param(parametersObject(frame.parameters), 'subscriptions');
@@ -30,7 +30,6 @@ export const handleSubscribe: MessageHandler = async (connection, frame) => {
       if (folder) connection.subscriptions.add(folder, { includeChildren, messageType });
     } catch (error) {
       if (!(error instanceof FleetError)) throw error;
-      if (error.code === 'forbidden') continue;
       connection.sendError(error.code === 'not_found' ? `resource not found: ${describeRef(ref)}` : error.message);
     }
   }
