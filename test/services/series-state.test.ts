@@ -52,6 +52,19 @@ for (const backend of await backends()) {
       const names = (await server.services.resources.list(systemActor.principal, folder)).items.map((r) => r.name).sort();
       assert.ok(!names.includes('switch_1_output') && !names.some((n) => n.includes('ram')), names.join());
     });
+
+    it('records each notification as a text value of the notifications sequence', async () => {
+      const notify = (data: Record<string, string>) => server.server.hub.events.publish({ orgId: server.admin.orgId, deviceId, name: 'device.notification', data });
+      await notify({ event: 'single_push', component: 'input:0' });
+      await notify({ event: 'long_push', component: 'input:0' });
+      const recorded = await readUntil(() => values('notifications'), (v) => v.length > 1);
+      assert.deepEqual(recorded.map((v) => JSON.parse(String(v))), [
+        { event: 'single_push', component: 'input:0' },
+        { event: 'long_push', component: 'input:0' },
+      ]);
+      const sequence = await server.services.resources.resolve(systemActor.principal, `${folder}/notifications`);
+      assert.equal((await server.services.series.last(systemActor.principal, sequence.path)).dataType, 'text');
+    });
   });
 }
 

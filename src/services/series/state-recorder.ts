@@ -17,16 +17,31 @@ export interface StateRecorderOptions {
 }
 
 const sequenceType = 21;
+/** The text sequence of a device folder that keeps what the device notified (a Shelly NotifyEvent entry, say). */
+export const notificationSequence = 'notifications';
+
+interface RecordedField {
+  name: string;
+  units: string | null;
+  dataType: 'numeric' | 'text';
+  value: number | string;
+}
+
+/** A notification as one text value: its data as JSON (for a Shelly event, {event, component, ...}). */
+const notificationField = (event: HubEvent): RecordedField => ({ name: notificationSequence, units: null, dataType: 'text', value: JSON.stringify(event.data) });
 
 /**
  * Records numbers of a device's reported state changes (device.status events) as values of
- * sequences in the device's folder, made on their first value. Fed only the events this node
- * published, so that each change is recorded once in a cluster.
+ * sequences in the device's folder, and its notifications (device.notification) as values of its
+ * `notifications` text sequence; sequences are made on their first value. Fed only the events this
+ * node published, so that each change is recorded once in a cluster.
  */
 export class StateRecorder {
   readonly #options: StateRecorderOptions;
   /** Changes are recorded one after another, so that a device's values reach the archives in order. */
   #tail: Promise<void> = Promise.resolve();
+  /** The time each device's last values got: two events within a millisecond would otherwise be one value. */
+  readonly #lastT = new Map<string, number>();
 
   constructor(options: StateRecorderOptions) {
     this.#options = options;
@@ -34,15 +49,21 @@ export class StateRecorder {
 
   /** Takes a published hub event; returns at once. */
   handle(event: HubEvent): void {
-    if (event.name !== 'device.status' || event.deviceId === null) return;
-    const changed = event.data.changed;
-    if (changed === null || typeof changed !== 'object' || Array.isArray(changed)) return;
-    const fields = this.#options.match(changed);
+    if (event.deviceId === null) return;
+    const fields = event.name === 'device.status' ? this.#statusFields(event) : event.name === 'device.notification' ? [notificationField(event)] : [];
     if (fields.length === 0) return;
     const deviceId = event.deviceId;
+    const t = Math.max(Date.parse(event.at), (this.#lastT.get(deviceId) ?? 0) + 1);
+    this.#lastT.set(deviceId, t);
     this.#tail = this.#tail
-      .then(() => this.#record(deviceId, Date.parse(event.at), fields))
+      .then(() => this.#record(deviceId, t, fields))
       .catch((error: unknown) => this.#options.logger.warn({ err: error, device: deviceId }, 'could not record the device state in its sequences'));
+  }
+
+  #statusFields(event: HubEvent): RecordedField[] {
+    const changed = event.data.changed;
+    if (changed === null || typeof changed !== 'object' || Array.isArray(changed)) return [];
+    return this.#options.match(changed).map((field) => ({ ...field, dataType: 'numeric' }));
   }
 
   /** Resolves once every change handed over so far is recorded (or failed). */
@@ -50,7 +71,7 @@ export class StateRecorder {
     await this.#tail;
   }
 
-  async #record(deviceId: string, t: number, fields: Array<{ name: string; units: string | null; value: number }>): Promise<void> {
+  async #record(deviceId: string, t: number, fields: RecordedField[]): Promise<void> {
     const { store, ingest } = this.#options;
     const folder = await findDeviceFolder(store.db, deviceId);
     const names = fields.map((f) => f.name);
@@ -63,11 +84,11 @@ export class StateRecorder {
     for (const result of results) if ('error' in result) throw result.error;
   }
 
-  /** A numeric sequence for a field, in the device's folder (made for devices older than the tree). */
-  async #create(deviceId: string, field: { name: string; units: string | null }): Promise<string> {
+  /** A sequence for a field, in the device's folder (made for devices older than the tree). */
+  async #create(deviceId: string, field: RecordedField): Promise<string> {
     const folder = await this.#options.resources.deviceFolder(deviceId);
     try {
-      return (await this.#options.resources.create(systemActor, folder.path, { name: field.name, type: 'sequence', sequence: { dataType: 'numeric', units: field.units } })).id;
+      return (await this.#options.resources.create(systemActor, folder.path, { name: field.name, type: 'sequence', sequence: { dataType: field.dataType, units: field.units } })).id;
     } catch (error) {
       // Another node made it meanwhile (the device moved between nodes).
       if (!(error instanceof FleetError && error.code === 'conflict')) throw error;
