@@ -126,7 +126,8 @@ describe('fleetd rrduino', () => {
     });
 
     it('logs the rrduino port, and a client added with the CLI stores its readings there', async () => {
-      assert.match(serve.stdout(), new RegExp(`"rrduinoPort":${rrduinoPort}`));
+      // The JSON log line may reach stdout a moment after the line on stderr that said the server is up.
+      await waitFor(() => new RegExp(`"rrduinoPort":${rrduinoPort}`).test(serve.stdout()), () => serve.stdout());
       const client = await TestClient.connect(rrduinoPort);
       try {
         await client.hello('fridge', 'secret123');
