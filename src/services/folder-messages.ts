@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import { nowIso } from '../store/page.ts';
 import type { Store } from '../store/store.ts';
 import type { ResourceInfo } from './resources/resource-info.ts';
-import type { Series } from './series/series.ts';
+import type { CommittedValue, Series } from './series/series.ts';
 
 /** Who sent a folder message: a device (rhizo's controller), a user (directly or through a key), or fleetd itself. */
 export interface FolderMessageSender {
@@ -30,6 +30,18 @@ export interface FolderMessage {
 }
 
 export type FolderMessageListener = (message: FolderMessage) => void;
+
+/** One committed value on the bus: folder id, full sequence path, sequence id, time (ms), value (null for images). */
+type UpdateEntry = [folderId: string, path: string, sequenceId: string, t: number, value: number | string | null];
+
+/**
+ * The sequence_update messages of one organization from one committed batch, as compact as the bus
+ * carries them: the messages are made only on delivery, by the nodes with listeners of the
+ * organization. Message `i` has the id `${id}.${i}`.
+ */
+interface UpdatesPayload {
+  updates: { id: string; orgId: string; at: string; entries: UpdateEntry[] };
+}
 
 /** rhizo's column width for message types. */
 export const maxTypeLength = 40;
@@ -82,21 +94,7 @@ export class FolderMessages {
   async start(): Promise<void> {
     this.#subscription = await this.#bus.subscribe(`${subjectPrefix}.*`, ({ payload }) => this.#deliver(payload));
     // Each stored value tells its folder, whether or not min_storage_interval kept it, as rhizo does.
-    this.#stopUpdates = this.#series.onCommitted((values) => {
-      const at = nowIso();
-      this.#publish(
-        values.map((v) => ({
-          id: newId('fmsg'),
-          orgId: v.orgId,
-          folderId: v.folderId,
-          folderPath: parentRelativePath(v.path),
-          type: 'sequence_update',
-          parameters: { id: v.sequenceId, name: v.path, timestamp: new Date(v.t).toISOString(), ...(v.value !== null && { value: v.value }) },
-          sender: server,
-          at,
-        })),
-      );
-    });
+    this.#stopUpdates = this.#series.onCommitted((values) => this.#publishUpdates(values));
     this.#pruning = setInterval(() => void this.prune().catch((error: unknown) => this.#logger.warn({ err: error }, 'folder message prune failed')), pruneIntervalMs);
     this.#pruning.unref();
   }
@@ -158,6 +156,35 @@ export class FolderMessages {
     this.#listeners.clear();
   }
 
+  /** Announces committed values on the bus: one compact bus message per organization of the batch. */
+  #publishUpdates(values: readonly CommittedValue[]): void {
+    const at = nowIso();
+    const byOrg = new Map<string, UpdateEntry[]>();
+    for (const v of values) {
+      const entry: UpdateEntry = [v.folderId, v.path, v.sequenceId, v.t, v.value];
+      const list = byOrg.get(v.orgId);
+      if (list) list.push(entry);
+      else byOrg.set(v.orgId, [entry]);
+    }
+    for (const [orgId, entries] of byOrg) this.#sendUpdates(orgId, at, entries);
+  }
+
+  /** Sends entries in one bus message, or in halves when that is above the bus payload limit. */
+  #sendUpdates(orgId: string, at: string, entries: UpdateEntry[]): void {
+    const payload: UpdatesPayload = { updates: { id: newId('fmsg'), orgId, at, entries } };
+    try {
+      this.#bus.publish(`${subjectPrefix}.${orgId}`, payload);
+    } catch (error) {
+      if (error instanceof FleetError && error.code === 'payload_too_large' && entries.length > 1) {
+        const half = Math.ceil(entries.length / 2);
+        this.#sendUpdates(orgId, at, entries.slice(0, half));
+        this.#sendUpdates(orgId, at, entries.slice(half));
+        return;
+      }
+      this.#logger.warn({ err: error, orgId, count: entries.length }, 'sequence updates not sent on the bus');
+    }
+  }
+
   /**
    * Sends messages on the bus, grouped by organization, in as few bus messages as the payload limit
    * allows: a burst of stored values becomes a few bus messages rather than one per value.
@@ -203,18 +230,40 @@ export class FolderMessages {
   }
 
   #deliver(payload: JsonValue): undefined {
-    if (!Array.isArray(payload)) return undefined;
-    for (const message of payload as unknown as FolderMessage[]) {
-      const listeners = this.#listeners.get(message.orgId);
-      if (!listeners) continue;
-      for (const listener of listeners) {
-        try {
-          listener(message);
-        } catch (error) {
-          this.#logger.error({ err: error, message: message.id, type: message.type }, 'folder message listener failed');
-        }
-      }
+    if (Array.isArray(payload)) {
+      for (const message of payload as unknown as FolderMessage[]) this.#notify(message);
+    } else if (isUpdates(payload)) {
+      const { id, orgId, at, entries } = payload.updates;
+      // Messages only for the organizations someone here listens to.
+      if (!this.#listeners.has(orgId)) return undefined;
+      entries.forEach(([folderId, path, sequenceId, t, value], index) => {
+        this.#notify({
+          id: `${id}.${index}`,
+          orgId,
+          folderId,
+          folderPath: parentRelativePath(path),
+          type: 'sequence_update',
+          parameters: { id: sequenceId, name: path, timestamp: new Date(t).toISOString(), ...(value !== null && { value }) },
+          sender: server,
+          at,
+        });
+      });
     }
     return undefined;
   }
+
+  #notify(message: FolderMessage): void {
+    const listeners = this.#listeners.get(message.orgId);
+    if (!listeners) return;
+    for (const listener of listeners) {
+      try {
+        listener(message);
+      } catch (error) {
+        this.#logger.error({ err: error, message: message.id, type: message.type }, 'folder message listener failed');
+      }
+    }
+  }
 }
+
+const isUpdates = (payload: JsonValue): payload is JsonValue & UpdatesPayload =>
+  typeof payload === 'object' && payload !== null && !Array.isArray(payload) && typeof payload.updates === 'object' && payload.updates !== null && Array.isArray((payload.updates as { entries?: unknown }).entries);

@@ -109,9 +109,13 @@ export class ResourceTree {
   async resolveMany(p: Principal | undefined, fullPaths: readonly string[], need: Need = 'read'): Promise<Array<ResourceInfo | FleetError>> {
     const results: Array<ResourceInfo | FleetError> = new Array(fullPaths.length);
     const byOrg = new Map<string, { org: Organization; items: Array<{ index: number; relativePath: string }> }>();
+    // Bulk writes name few organizations: each looked up once.
+    const orgs = new Map<string, Promise<Organization>>();
     for (const [index, fullPath] of fullPaths.entries()) {
       try {
-        const { org, relativePath } = await this.target(fullPath);
+        const { orgSlug, relativePath } = parseFullPath(fullPath);
+        const orgFound = orgs.get(orgSlug) ?? orgs.set(orgSlug, this.org(orgSlug)).get(orgSlug)!;
+        const org = await orgFound;
         const group = byOrg.get(org.id) ?? byOrg.set(org.id, { org, items: [] }).get(org.id)!;
         group.items.push({ index, relativePath });
       } catch (error) {
@@ -120,11 +124,27 @@ export class ResourceTree {
     }
     for (const { org, items } of byOrg.values()) {
       const chains = await chainsOf(this.store.db, org.id, items.map((item) => item.relativePath));
+      // A resource without entries of its own has its parent's permissions: the resources of a folder are decided once.
+      const decisions = new Map<string, FleetError | undefined>();
+      const decide = (chain: ResourceRow[]): FleetError | undefined => {
+        const row = chain[chain.length - 1]!;
+        const key = row.permissions === null && chain.length > 1 ? chain[chain.length - 2]!.id : row.id;
+        if (decisions.has(key)) return decisions.get(key);
+        let decision: FleetError | undefined;
+        try {
+          check(p, org.id, chain, need);
+        } catch (error) {
+          decision = asFleetError(error);
+        }
+        decisions.set(key, decision);
+        return decision;
+      };
       items.forEach(({ index, relativePath }, i) => {
         const chain = chains[i]!;
         const row = chain[chain.length - 1]!;
         try {
-          check(p, org.id, chain, need);
+          const refused = decide(chain);
+          if (refused) throw refused;
           if (row.path !== relativePath) throw missing();
           results[index] = toResourceInfo(row, org.slug);
         } catch (error) {

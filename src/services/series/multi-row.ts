@@ -1,5 +1,6 @@
-import { CompiledQuery } from 'kysely';
-import type { Db, Store } from '../../store/store.ts';
+import { CompiledQuery, type Transaction } from 'kysely';
+import type { Database } from '../../store/schema.ts';
+import type { Store } from '../../store/store.ts';
 
 /** Kept well below SQLite's 32766 and PostgreSQL's 65535 bound parameters per statement. */
 const maxParameters = 30_000;
@@ -7,7 +8,7 @@ const maxRowsPerStatement = 512;
 
 /**
  * Statement sizes for `count` rows: full statements, then the rest in falling powers of two, so that
- * only a few distinct statement texts exist (SQLite keeps them prepared).
+ * only a few distinct statement texts exist.
  */
 function statementSizes(count: number, largest: number): number[] {
   const sizes: number[] = [];
@@ -22,46 +23,49 @@ function statementSizes(count: number, largest: number): number[] {
 }
 
 /**
- * Inserts `rows` (values in the order of `columns`) with as few statements as the parameter limits
- * allow, replacing the other columns of rows that exist with the same `key`. Built by hand: the query
- * builder's cost per value is what bulk ingest cannot afford.
+ * Runs a statement of `width` parameters per row for all `rows`: on SQLite once per row (prepared
+ * once, its cheapest way), on PostgreSQL with as many rows per statement as the parameter limits
+ * allow (`text(size)` gives the statement for `size` rows).
  */
-export async function upsertRows(db: Db, kind: Store['kind'], table: string, columns: readonly string[], key: readonly string[], rows: unknown[][]): Promise<void> {
+async function runRows(store: Store, tx: Transaction<Database>, width: number, rows: unknown[][], text: (size: number) => string): Promise<void> {
   if (rows.length === 0) return;
-  const largest = 2 ** Math.floor(Math.log2(Math.min(maxRowsPerStatement, Math.floor(maxParameters / columns.length))));
-  const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`);
-  const suffix = ` on conflict (${key.join(', ')}) do ${updates.length ? `update set ${updates.join(', ')}` : 'nothing'}`;
-  const head = `insert into ${table} (${columns.join(', ')}) values `;
+  if (store.kind === 'sqlite') return store.runEach(tx, text(1), rows);
+  const largest = 2 ** Math.floor(Math.log2(Math.min(maxRowsPerStatement, Math.floor(maxParameters / width))));
   let offset = 0;
   for (const size of statementSizes(rows.length, largest)) {
     const chunk = rows.slice(offset, offset + size);
     offset += size;
-    let n = 0;
-    const tuples = chunk.map(() => `(${columns.map(() => (kind === 'postgres' ? `$${++n}` : '?')).join(', ')})`);
-    await db.executeQuery(CompiledQuery.raw(head + tuples.join(', ') + suffix, chunk.flat()));
+    await tx.executeQuery(CompiledQuery.raw(text(size), chunk.flat()));
   }
 }
 
+/** `size` tuples of PostgreSQL parameters, typed with `types` when given (a VALUES list needs it), else `width` of them. */
+function tuples(size: number, width: number, types?: readonly string[]): string {
+  let n = 0;
+  const tuple = () => `(${Array.from({ length: width }, (_, i) => `$${++n}${types ? `::${types[i]}` : ''}`).join(', ')})`;
+  return Array.from({ length: size }, tuple).join(', ');
+}
+
 /**
- * Sets `columns` of the rows whose `key` column matches, one tuple `[key, ...columns]` per row, in as
- * few statements as `upsertRows`. `types` are the PostgreSQL types of key and columns, which a
- * VALUES list needs there.
+ * Inserts `rows` (values in the order of `columns`), replacing the other columns of rows that exist
+ * with the same `key`. Built by hand: the query builder's cost per value is what bulk ingest cannot
+ * afford.
  */
-export async function updateRows(db: Db, kind: Store['kind'], table: string, key: string, columns: readonly string[], types: readonly string[], rows: unknown[][]): Promise<void> {
-  if (rows.length === 0) return;
+export async function upsertRows(store: Store, tx: Transaction<Database>, table: string, columns: readonly string[], key: readonly string[], rows: unknown[][]): Promise<void> {
+  const updates = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`);
+  const suffix = ` on conflict (${key.join(', ')}) do ${updates.length ? `update set ${updates.join(', ')}` : 'nothing'}`;
+  const head = `insert into ${table} (${columns.join(', ')}) values `;
+  const sqliteText = head + `(${columns.map(() => '?').join(', ')})` + suffix;
+  await runRows(store, tx, columns.length, rows, (size) => (store.kind === 'sqlite' ? sqliteText : head + tuples(size, columns.length) + suffix));
+}
+
+/**
+ * Sets `columns` of the rows whose `key` column matches, one tuple `[...columns, key]` per row.
+ * `types` are the PostgreSQL types of the columns and the key, which a VALUES list needs there.
+ */
+export async function updateRows(store: Store, tx: Transaction<Database>, table: string, columns: readonly string[], key: string, types: readonly string[], rows: unknown[][]): Promise<void> {
   const width = columns.length + 1;
-  const largest = 2 ** Math.floor(Math.log2(Math.min(maxRowsPerStatement, Math.floor(maxParameters / width))));
-  // SQLite names the columns of a VALUES list column1, column2, ...; PostgreSQL takes names.
-  const names = kind === 'postgres' ? [key, ...columns] : Array.from({ length: width }, (_, i) => `column${i + 1}`);
-  const alias = kind === 'postgres' ? `u(${names.join(', ')})` : 'u';
-  const assignments = columns.map((c, i) => `${c} = u.${names[i + 1]}`).join(', ');
-  let offset = 0;
-  for (const size of statementSizes(rows.length, largest)) {
-    const chunk = rows.slice(offset, offset + size);
-    offset += size;
-    let n = 0;
-    const tuples = chunk.map(() => `(${types.map((type) => (kind === 'postgres' ? `$${++n}::${type}` : '?')).join(', ')})`);
-    const text = `update ${table} set ${assignments} from (values ${tuples.join(', ')}) as ${alias} where ${table}.${key} = u.${names[0]}`;
-    await db.executeQuery(CompiledQuery.raw(text, chunk.flat()));
-  }
+  if (store.kind === 'sqlite') return runRows(store, tx, width, rows, () => `update ${table} set ${columns.map((c) => `${c} = ?`).join(', ')} where ${key} = ?`);
+  const assignments = columns.map((c) => `${c} = u.${c}`).join(', ');
+  await runRows(store, tx, width, rows, (size) => `update ${table} set ${assignments} from (values ${tuples(size, width, types)}) as u(${[...columns, key].join(', ')}) where ${table}.${key} = u.${key}`);
 }

@@ -8,6 +8,7 @@ import type { Database } from '../../store/schema.ts';
 import type { Store } from '../../store/store.ts';
 import { systemActor, type Actor } from '../actor.ts';
 import type { ResourceInfo, ResourceTree } from '../resources/tree.ts';
+import { ArchiveStates } from './archive-states.ts';
 import { correctDeviceTime } from './clock-correction.ts';
 import { IngestQueue } from './ingest-queue.ts';
 import { consolidatedValues, lastValue, rawValues, type ConsolidatedQuery, type ConsolidatedSeries, type RawQuery, type SeriesValue } from './queries.ts';
@@ -69,6 +70,7 @@ export class Series {
   readonly #queue: IngestQueue<IngestValue, IngestResult>;
   readonly #committedListeners = new Set<(values: CommittedValue[]) => void>();
   readonly #recorder: StateRecorder;
+  readonly #archiveStates = new ArchiveStates();
   #stopRecording: (() => void) | undefined;
   #retention: NodeJS.Timeout | undefined;
   #pruning: Promise<unknown> | undefined;
@@ -186,7 +188,7 @@ export class Series {
   }
 
   async #write(values: IngestValue[]): Promise<IngestResult[]> {
-    const { results, committed } = await writeBatch({ store: this.#store, blobs: this.#blobs, blobThreshold: this.#config.blobThreshold }, values);
+    const { results, committed } = await writeBatch({ store: this.#store, blobs: this.#blobs, blobThreshold: this.#config.blobThreshold, states: this.#archiveStates }, values);
     if (committed.length > 0) {
       for (const listener of this.#committedListeners) {
         try {

@@ -1,9 +1,10 @@
+import { CompiledQuery } from 'kysely';
 import type { BlobStore } from '../../blob/blob-store.ts';
 import { badRequest, FleetError, notFound } from '../../core/errors.ts';
-import type { RrdDefinition } from '../../core/rrd.ts';
 import { createRrdState, updateRrd, type RrdState } from '../../core/rrd-archive.ts';
 import type { Database } from '../../store/schema.ts';
 import type { Db, Store } from '../../store/store.ts';
+import { parseDefinition, type ArchiveStates } from './archive-states.ts';
 import { updateRows, upsertRows } from './multi-row.ts';
 
 export interface IngestValue {
@@ -37,13 +38,15 @@ export interface WriteBatchDeps {
   store: Store;
   blobs: BlobStore;
   blobThreshold: number;
+  /** This node's archive states, kept parsed between batches. */
+  states: ArchiveStates;
 }
 
-type SequenceRow = Database['sequences'] & { path: string; parent_id: string | null; slug: string };
+type SequenceColumn = 'resource_id' | 'org_id' | 'data_type' | 'min_storage_interval' | 'last_stored_t' | 'last_t' | 'last_num' | 'last_text' | 'last_blob_key' | 'rrd' | 'rrd_state';
+type SequenceRow = Pick<Database['sequences'], SequenceColumn> & { path: string; parent_id: string | null; slug: string };
 type Coerced = number | string | Buffer;
 
 const idPattern = /^[A-Za-z0-9_-]{1,100}$/;
-const idsPerQuery = 1000;
 const valueColumns = ['sequence_id', 't', 'num', 'text', 'data', 'blob_key'] as const;
 const rrdColumns = ['sequence_id', 'archive', 'slot', 't', 'value'] as const;
 
@@ -64,21 +67,19 @@ function coerce(dataType: SequenceRow['data_type'], value: unknown): Coerced | F
   }
 }
 
-/** The batch's sequences, live ones only, locked on PostgreSQL against another node's batch updating the same archives. */
+const sequenceQuery =
+  'select s.resource_id, s.org_id, s.data_type, s.min_storage_interval, s.last_stored_t, s.last_t, s.last_num, s.last_text, s.last_blob_key, s.rrd, s.rrd_state, r.path, r.parent_id, o.slug' +
+  ' from sequences s join resources r on r.id = s.resource_id join organizations o on o.id = s.org_id where r.deleted = 0 and s.resource_id';
+// One statement text whatever the number of ids, so that it stays prepared. PostgreSQL locks the rows
+// against another node's batch updating the same archives, in one order so that two batches cannot deadlock.
+const sqliteSequences = `${sequenceQuery} in (select value from json_each(?))`;
+const postgresSequences = `${sequenceQuery} = any($1::text[]) order by s.resource_id for update of s`;
+
+/** The batch's sequences, live ones only, with what writing values needs. */
 async function readSequences(tx: Db, kind: Store['kind'], ids: string[]): Promise<Map<string, SequenceRow>> {
+  const query = kind === 'postgres' ? CompiledQuery.raw(postgresSequences, [ids]) : CompiledQuery.raw(sqliteSequences, [JSON.stringify(ids)]);
   const rows = new Map<string, SequenceRow>();
-  for (let i = 0; i < ids.length; i += idsPerQuery) {
-    let query = tx
-      .selectFrom('sequences as s')
-      .innerJoin('resources as r', 'r.id', 's.resource_id')
-      .innerJoin('organizations as o', 'o.id', 's.org_id')
-      .selectAll('s')
-      .select(['r.path', 'r.parent_id', 'o.slug'])
-      .where('s.resource_id', 'in', ids.slice(i, i + idsPerQuery))
-      .where('r.deleted', '=', 0);
-    if (kind === 'postgres') query = query.forUpdate('s');
-    for (const row of await query.execute()) rows.set(row.resource_id, row);
-  }
+  for (const row of (await tx.executeQuery<SequenceRow>(query)).rows) rows.set(row.resource_id, row);
   return rows;
 }
 
@@ -96,16 +97,18 @@ async function uploadLargeImages(deps: WriteBatchDeps, values: IngestValue[]): P
   return keys;
 }
 
-/** What a batch changes of a sequence, in the order of `sequenceColumns` after its id. */
-type SequenceState = [id: string, lastT: number | null, lastNum: number | null, lastText: string | null, lastBlobKey: string | null, lastStoredT: number | null, rrdState: string | null];
+/** What a batch changes of a sequence, in the order of `sequenceColumns`, then its id. */
+type SequenceState = [lastT: number | null, lastNum: number | null, lastText: string | null, lastBlobKey: string | null, lastStoredT: number | null, rrdState: string | null, id: string];
 const sequenceColumns = ['last_t', 'last_num', 'last_text', 'last_blob_key', 'last_stored_t', 'rrd_state'] as const;
-const sequenceTypes = ['text', 'bigint', 'double precision', 'text', 'text', 'bigint', 'text'] as const;
+const sequenceTypes = ['bigint', 'double precision', 'text', 'text', 'bigint', 'text', 'text'] as const;
 
 interface BatchRows {
   values: unknown[][];
   rrdRows: unknown[][];
   results: IngestResult[];
   committed: CommittedValue[];
+  /** Archive states taken from `states`, with the text they are stored as once committed. */
+  states: Array<{ id: string; text: string; state: RrdState }>;
 }
 
 /**
@@ -113,12 +116,13 @@ interface BatchRows {
  * (a time not after their last update leaves them as they are, the value is stored all the same),
  * the last value. Adds the rows to write and the results; returns the sequence's new state.
  */
-function applySequence(row: SequenceRow, entries: Array<{ index: number; t: number; value: Coerced }>, blobKeys: Map<number, string>, out: BatchRows): SequenceState {
+function applySequence(row: SequenceRow, entries: Array<{ index: number; t: number; value: Coerced }>, blobKeys: Map<number, string>, states: ArchiveStates, out: BatchRows): SequenceState {
   const interval = row.min_storage_interval * 1000;
   let lastStored = row.last_stored_t;
   const last: [number | null, number | null, string | null, string | null] = [row.last_t, row.last_num, row.last_text, row.last_blob_key];
-  const definition = row.rrd === null ? null : (JSON.parse(row.rrd) as RrdDefinition);
-  let state = row.rrd_state === null ? null : (JSON.parse(row.rrd_state) as RrdState);
+  const definition = row.rrd === null ? null : parseDefinition(row.rrd);
+  // Read when a value reaches the archives, changed in place.
+  let state: RrdState | null | undefined;
   let rrdChanged = false;
   // An archive slot written twice in one batch keeps its newest row.
   const rrdRows = new Map<number, unknown[]>();
@@ -140,6 +144,7 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
     }
     if (definition && num !== null) {
       // The archives start at the first value, so that a device's buffered older readings still count.
+      if (state === undefined) state = row.rrd_state === null ? null : states.take(row.resource_id, row.rrd_state);
       state ??= createRrdState(definition, t / 1000 - 1);
       if (t / 1000 > state.lastUpdate) {
         const update = updateRrd(definition, state, t / 1000, num);
@@ -159,7 +164,9 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
     out.committed.push({ orgId: row.org_id, sequenceId: row.resource_id, path, folderId, t, value: num ?? text, stored });
   }
   for (const r of rrdRows.values()) out.rrdRows.push(r);
-  return [row.resource_id, ...last, lastStored, rrdChanged ? JSON.stringify(state) : row.rrd_state];
+  const rrdState = rrdChanged ? JSON.stringify(state) : row.rrd_state;
+  if (state && rrdState !== null) out.states.push({ id: row.resource_id, text: rrdState, state });
+  return [...last, lastStored, rrdState, row.resource_id];
 }
 
 /**
@@ -170,7 +177,7 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
 export async function writeBatch(deps: WriteBatchDeps, values: IngestValue[]): Promise<{ results: IngestResult[]; committed: CommittedValue[] }> {
   const results: IngestResult[] = new Array(values.length);
   const blobKeys = await uploadLargeImages(deps, values);
-  const out: BatchRows = { values: [], rrdRows: [], results, committed: [] };
+  const out: BatchRows = { values: [], rrdRows: [], results, committed: [], states: [] };
   // The store's commit listeners drop identity caches cluster-wide; values are no identity data.
   await deps.store.db.transaction().execute(async (tx) => {
     const ids = [...new Set(values.filter((v) => typeof v.sequenceId === 'string' && idPattern.test(v.sequenceId)).map((v) => v.sequenceId))];
@@ -187,11 +194,12 @@ export async function writeBatch(deps: WriteBatchDeps, values: IngestValue[]): P
       list.push({ index, t: v.t, value });
     });
     const states: SequenceState[] = [];
-    for (const [id, entries] of bySequence) states.push(applySequence(sequences.get(id)!, entries, blobKeys, out));
-    await upsertRows(tx, deps.store.kind, 'sequence_values', valueColumns, ['sequence_id', 't'], out.values);
-    await upsertRows(tx, deps.store.kind, 'rrd_rows', rrdColumns, ['sequence_id', 'archive', 'slot'], out.rrdRows);
-    await updateRows(tx, deps.store.kind, 'sequences', 'resource_id', sequenceColumns, sequenceTypes, states);
+    for (const [id, entries] of bySequence) states.push(applySequence(sequences.get(id)!, entries, blobKeys, deps.states, out));
+    await upsertRows(deps.store, tx, 'sequence_values', valueColumns, ['sequence_id', 't'], out.values);
+    await upsertRows(deps.store, tx, 'rrd_rows', rrdColumns, ['sequence_id', 'archive', 'slot'], out.rrdRows);
+    await updateRows(deps.store, tx, 'sequences', sequenceColumns, 'resource_id', sequenceTypes, states);
   });
+  for (const { id, text, state } of out.states) deps.states.keep(id, text, state);
   await removeUnused(deps.blobs, blobKeys, results);
   return { results, committed: out.committed };
 }
