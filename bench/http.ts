@@ -6,14 +6,11 @@
 // process) never shares their event loop. fleetd runs as shipped: `node bin/fleetd.js serve`
 // on SQLite in a temporary folder, with the admin made by `fleetd admin create`.
 import { join } from 'node:path';
-import { type Benchmark, callApi, type Child, cleanEnv, freePort, type LoadResult, makeTempDir, measure, removeTempDir, repoRoot, runCommand, type Settings, startChild, table, waitForHttp } from './support.ts';
+import { benchAdmin, type Benchmark, callApi, type Child, cleanEnv, freePort, type LoadResult, makeTempDir, measure, removeTempDir, repoRoot, type Settings, startChild, startFleetdNode, table, waitForHttp } from './support.ts';
 
 const target = 0.5;
 const resourcePath = '/api/orgs/default';
-const fleetdBin = join(repoRoot, 'bin', 'fleetd.js');
 const baselineScript = join(repoRoot, 'bench', 'baseline-http.ts');
-const adminEmail = 'bench-admin@example.com';
-const adminPassword = 'bench-admin-password-1';
 
 export const benchmark: Benchmark = {
   name: 'http',
@@ -27,23 +24,12 @@ async function run(settings: Settings): Promise<{ targetsMet: boolean }> {
   const data = makeTempDir('fleetd-bench-');
   const children: Child[] = [];
   try {
-    const fleetdPort = await freePort();
-    const env = cleanEnv();
     const common = ['--data', data, '--log-level', 'warn'];
-
     // The admin first, with the CLI as an operator would; then the server on the same data folder.
-    await runCommand(process.execPath, [fleetdBin, 'admin', 'create', adminEmail, '--org', 'default', ...common], {
-      cwd: data,
-      env: cleanEnv({ FLEETD_ADMIN_PASSWORD: adminPassword }),
-      timeoutMs: 60_000,
-    });
-    const profileArgs = settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : [];
-    const fleetd = startChild('fleetd', process.execPath, [...profileArgs, fleetdBin, 'serve', '--port', String(fleetdPort), '--host', '127.0.0.1', ...common], { cwd: data, env });
+    const { child: fleetd, base: fleetdUrl } = await startFleetdNode('fleetd', data, common, [], settings);
     children.push(fleetd);
-    const fleetdUrl = `http://127.0.0.1:${fleetdPort}`;
-    await waitForHttp(`${fleetdUrl}/readyz`, fleetd, 30_000);
 
-    const login = async () => (await callApi<{ accessToken: string }>(fleetdUrl, 'POST', '/api/auth/login', { body: { email: adminEmail, password: adminPassword } })).accessToken;
+    const login = async () => (await callApi<{ accessToken: string }>(fleetdUrl, 'POST', '/api/auth/login', { body: benchAdmin })).accessToken;
     const created = await callApi<{ key: string }>(fleetdUrl, 'POST', '/api/orgs/default/api-keys', { token: await login(), body: { name: 'bench' } });
     const apiKey = created.key;
 

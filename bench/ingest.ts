@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
-import { type Benchmark, callApi, type Child, cleanEnv, cpuSeconds, freePort, makeTempDir, removeTempDir, repoRoot, runCommand, type Settings, startChild, table, waitForHttp } from './support.ts';
+import { benchAdmin, type Benchmark, callApi, type Child, cpuSeconds, makeTempDir, removeTempDir, type Settings, startFleetdNode, table } from './support.ts';
 
 const target = 0.5;
 const sequenceCount = 100;
@@ -30,9 +30,6 @@ const window = 4;
 const clockStepMs = 10_000;
 const yearHours = 365 * 24;
 const queryRuns = 100;
-const fleetdBin = join(repoRoot, 'bin', 'fleetd.js');
-const adminEmail = 'bench-admin@example.com';
-const adminPassword = 'bench-admin-password-1';
 const postgresAdminUrl = process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export const benchmark: Benchmark = {
@@ -84,20 +81,8 @@ interface Fleetd {
 async function startFleetd(name: string, database: string | undefined, settings: Settings): Promise<Fleetd> {
   const data = makeTempDir('fleetd-bench-ingest-');
   const common = ['--data', data, '--log-level', 'warn', ...(database ? ['--database', database] : [])];
-  await runCommand(process.execPath, [fleetdBin, 'admin', 'create', adminEmail, '--org', 'default', ...common], {
-    cwd: data,
-    env: cleanEnv({ FLEETD_ADMIN_PASSWORD: adminPassword }),
-    timeoutMs: 60_000,
-  });
-  const port = await freePort();
-  const profileArgs = settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : [];
-  const child = startChild(name, process.execPath, [...profileArgs, fleetdBin, 'serve', '--port', String(port), '--host', '127.0.0.1', '--rrduino', 'false', ...common], {
-    cwd: data,
-    env: cleanEnv(),
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/readyz`, child, 30_000);
-  const token = (await callApi<{ accessToken: string }>(base, 'POST', '/api/auth/login', { body: { email: adminEmail, password: adminPassword } })).accessToken;
+  const { child, base } = await startFleetdNode(name, data, common, [], settings);
+  const token = (await callApi<{ accessToken: string }>(base, 'POST', '/api/auth/login', { body: benchAdmin })).accessToken;
   await callApi(base, 'POST', '/api/orgs/default/devices', { token, body: { name: 'bench-logger' } });
   for (let i = 0; i < sequenceCount; i++) {
     await callApi(base, 'POST', '/api/resources/default/bench-logger', { token, body: { name: sequenceName(i), type: 'sequence', sequence: { dataType: 'numeric' } } });

@@ -16,7 +16,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
-import { type Benchmark, callApi, type Child, cleanEnv, cpuSeconds, freePort, makeTempDir, removeTempDir, repoRoot, runCommand, type Settings, startChild, table, waitForHttp } from './support.ts';
+import { benchAdmin, type Benchmark, callApi, type Child, cleanEnv, cpuSeconds, freePort, makeTempDir, removeTempDir, repoRoot, type Settings, startChild, startFleetdNode, table, waitForHttp } from './support.ts';
 
 const target = 0.5;
 /** Frames sent but not yet received by every page, at most. */
@@ -24,10 +24,7 @@ const window = 1000;
 /** The device goes on once this many of the window are free again (fewer, larger bursts). */
 const refill = 100;
 const channel = 'buoy-bench';
-const fleetdBin = join(repoRoot, 'bin', 'fleetd.js');
 const baselineScript = join(repoRoot, 'bench', 'baseline-relay.ts');
-const adminEmail = 'bench-admin@example.com';
-const adminPassword = 'bench-admin-password-1';
 /** A slice fails when no page receives anything for this long (a lost frame, a stuck server). */
 const stallMs = 15_000;
 
@@ -320,22 +317,11 @@ async function startFleetd(name: string, extraArgs: string[], settings: Settings
   const data = makeTempDir('fleetd-bench-relay-');
   dataDirs.push(data);
   const common = ['--data', data, '--log-level', 'warn'];
-  await runCommand(process.execPath, [fleetdBin, 'admin', 'create', adminEmail, '--org', 'default', ...common], {
-    cwd: data,
-    env: cleanEnv({ FLEETD_ADMIN_PASSWORD: adminPassword }),
-    timeoutMs: 60_000,
-  });
-  const port = await freePort();
-  const profileArgs = settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : [];
-  const child = startChild(name, process.execPath, [...profileArgs, fleetdBin, 'serve', '--port', String(port), '--host', '127.0.0.1', '--ws-rate-limit', '1000000', ...extraArgs, ...common], {
-    cwd: data,
-    env: cleanEnv(),
-  });
+  const { child, base } = await startFleetdNode(name, data, common, ['--ws-rate-limit', '1000000', ...extraArgs], settings);
   children.push(child);
-  const base = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${base}/readyz`, child, 30_000);
+  const port = new URL(base).port;
   // An access token lives 15 min: longer than any run; the pages connect once.
-  const token = (await callApi<{ accessToken: string }>(base, 'POST', '/api/auth/login', { body: { email: adminEmail, password: adminPassword } })).accessToken;
+  const token = (await callApi<{ accessToken: string }>(base, 'POST', '/api/auth/login', { body: benchAdmin })).accessToken;
   const device = await callApi<{ id: string }>(base, 'POST', '/api/orgs/default/devices', { token, body: { name: 'bench buoy', externalId: channel } });
   const key = await callApi<{ key: string }>(base, 'POST', '/api/orgs/default/api-keys', { token, body: { name: 'bench buoy key', deviceId: device.id } });
   const url = `ws://127.0.0.1:${port}/api/relay/${channel}`;

@@ -354,3 +354,29 @@ export async function callApi<T>(base: string, method: string, path: string, opt
   if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${text}`);
   return JSON.parse(text) as T;
 }
+
+export const fleetdBin = join(repoRoot, 'bin', 'fleetd.js');
+export const benchAdmin = { email: 'bench-admin@example.com', password: 'bench-admin-password-1' };
+
+/**
+ * Starts `fleetd serve` on the data folder (with `common`, the flags its admin was created with,
+ * such as --data and --database) after creating the bench's system admin there; resolves once ready.
+ */
+export async function startFleetdNode(name: string, data: string, common: string[], serveArgs: string[], settings: Settings): Promise<{ child: Child; base: string }> {
+  await runCommand(process.execPath, [fleetdBin, 'admin', 'create', benchAdmin.email, '--org', 'default', ...common], {
+    cwd: data,
+    env: cleanEnv({ FLEETD_ADMIN_PASSWORD: benchAdmin.password }),
+    timeoutMs: 60_000,
+  });
+  const port = await freePort();
+  const profileArgs = settings.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', settings.cpuProfileDir] : [];
+  // No rrduino listener: its fixed port would clash between the nodes of one run.
+  const child = startChild(name, process.execPath, [...profileArgs, fleetdBin, 'serve', '--port', String(port), '--host', '127.0.0.1', '--rrduino', 'false', ...serveArgs, ...common], {
+    cwd: data,
+    env: cleanEnv(),
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${base}/readyz`, child, 30_000);
+  return { child, base };
+}
+
