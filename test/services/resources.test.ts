@@ -207,6 +207,13 @@ for (const backend of await backends()) {
       assert.equal(info.systemAttributes.size, large.length);
       assert.equal(await code(tree.readFile(admin.principal, p('/data.bin'), 'rev_unknown')), 'not_found');
       assert.equal(await code(tree.writeFile(admin, p('/list'), small)), 'bad_request');
+      // A change of system attributes keeps those fleetd keeps there; null removes a key.
+      await tree.update(admin, p('/data.bin'), { systemAttributes: { label: 'raw', note: 'x' } });
+      await tree.update(admin, p('/data.bin'), { systemAttributes: { note: null } });
+      const changed = (await tree.resolve(admin.principal, p('/data.bin'))).systemAttributes;
+      assert.equal(changed.size, large.length);
+      assert.equal(changed.label, 'raw');
+      assert.ok(!('note' in changed));
     });
 
     it('gives each device a folder, soft-deleted with the device, and makes one for older devices', async () => {

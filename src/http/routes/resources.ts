@@ -180,7 +180,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox<{ services: Services }> =
       schema: {
         tags: ['resources'],
         summary: 'Rename, move, or change the attributes or permissions of a resource',
-        description: 'Its subtree follows a rename or move. Attributes given replace the old ones. Permissions may be changed by organization admins only.',
+        description: 'Its subtree follows a rename or move. systemAttributes are merged key by key (null removes a key), so that what fleetd keeps there stays; userAttributes given replace the old ones. Permissions may be changed by organization admins only.',
         params: PathParams,
         body: Type.Object(
           {

@@ -223,7 +223,7 @@ export class ResourceTree {
       }
       const values: Partial<ResourceRow> = { modified_at: nowIso() };
       if (changes.userAttributes !== undefined) values.user_attributes = JSON.stringify(changes.userAttributes);
-      if (changes.systemAttributes !== undefined) values.system_attributes = JSON.stringify(changes.systemAttributes);
+      if (changes.systemAttributes !== undefined) values.system_attributes = JSON.stringify(mergeAttributes(JSON.parse(row.system_attributes) as Record<string, unknown>, changes.systemAttributes));
       if (changes.permissions !== undefined) values.permissions = permissions ? JSON.stringify(permissions) : null;
       await tx.updateTable('resources').set(values).where('id', '=', row.id).execute();
       const updated = await tx.selectFrom('resources').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
@@ -374,6 +374,19 @@ function check(p: Principal | undefined, orgId: string, chain: readonly Resource
   const permissions = permissionsOfChain(chain);
   if (p) authorize(p, need === 'read' ? 'resource.read' : 'resource.write', { orgId, permissions });
   else requireLevel(accessLevel(undefined, orgId, permissions), need === 'read' ? 10 : 20);
+}
+
+/**
+ * System attributes are changed key by key (null removes one): fleetd keeps its own there (a file's
+ * size and hash, a device folder's clock correction and watchdog state), which a change of others keeps.
+ */
+function mergeAttributes(current: Record<string, unknown>, changes: Record<string, unknown>): Record<string, unknown> {
+  const merged = { ...current };
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  return merged;
 }
 
 const asFleetError = (error: unknown): FleetError => (error instanceof FleetError ? error : new FleetError('internal', 'Could not find the resource', { cause: error }));

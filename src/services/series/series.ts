@@ -225,7 +225,7 @@ export class Series {
     const attributes = folder.systemAttributes;
     const kept = typeof attributes.timestamp_correction === 'number' ? attributes.timestamp_correction : 0;
     const corrected = correctDeviceTime(timestamp, now, kept);
-    if (corrected.correction !== kept) await this.#resources.update(systemActor, folder.path, { systemAttributes: { ...attributes, timestamp_correction: corrected.correction } });
+    if (corrected.correction !== kept) await this.#resources.update(systemActor, folder.path, { systemAttributes: { timestamp_correction: corrected.correction } });
     return corrected.t;
   }
 }
