@@ -43,6 +43,9 @@ for (const backend of await backends()) {
       assert.equal(seq.status, 201, JSON.stringify(seq.body));
       assert.equal(seq.body.path, '/default/plant/line 1/flow');
       assert.equal((await call('GET', 'default/plant/line%201/flow', viewer)).body.type, 'sequence');
+      assert.equal((await call('PATCH', 'default/plant/line%201/flow', operator, { sequence: { units: 'm3/h', dataType: 'text' } })).status, 400);
+      assert.equal((await call('PATCH', 'default/plant/line%201/flow', viewer, { sequence: { units: 'm3/h' } })).status, 403);
+      assert.equal((await call('PATCH', 'default/plant/line%201/flow', operator, { sequence: { units: 'm3/h' } })).status, 200);
       const children = await call('GET', 'default/plant?view=children&recursive=true', viewer);
       assert.deepEqual(children.body.items.map((r: { path: string }) => r.path), ['/default/plant/line 1', '/default/plant/line 1/flow']);
       const filtered = await call('GET', 'default?view=children&recursive=true&type=sequence&filter=fl*', viewer);

@@ -260,6 +260,14 @@ for (const backend of await backends()) {
       const row = await store.db.selectFrom('sequences').select('rrd').where('resource_id', '=', seq.id).executeTakeFirstOrThrow();
       assert.equal(JSON.parse(row.rrd!).step, 10);
       assert.equal(await code(tree.create(admin, p(''), { name: 'bare', type: 'sequence' })), 'bad_request');
+      // Settings change later too; new archive arguments replace the definition.
+      await tree.update(admin, p('/archived/deeper/level'), { sequence: { units: 'cm', rrd: ['--step', '30', 'DS:value:GAUGE:90:U:U', 'RRA:MAX:0.5:2:50'] } });
+      const changed = await store.db.selectFrom('sequences').select(['rrd', 'units']).where('resource_id', '=', seq.id).executeTakeFirstOrThrow();
+      assert.equal(changed.units, 'cm');
+      assert.equal(JSON.parse(changed.rrd!).step, 30);
+      assert.equal(await code(tree.update(admin, p('/archived'), { sequence: { units: 'cm' } })), 'bad_request');
+      assert.equal(await code(tree.update(admin, p('/archived/deeper/level'), { sequence: { rrd: ['RRA:BOGUS'] } })), 'bad_request');
+      assert.equal((await store.db.selectFrom('sequences').select('units').where('resource_id', '=', seq.id).executeTakeFirstOrThrow()).units, 'cm');
     });
 
     it('records creation, changes and deletion in the audit log', async () => {

@@ -189,6 +189,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox<{ services: Services }> =
             systemAttributes: Type.Optional(Attributes),
             userAttributes: Type.Optional(Attributes),
             permissions: Type.Optional(Type.Union([Permissions, Type.Null()], { description: "null inherits the parent's again" })),
+            sequence: Type.Optional(Type.Partial(Type.Omit(SequenceSettings, ['dataType']), { description: "A sequence's settings (its data type stays); new rrd arguments start its archives afresh" })),
           },
           { additionalProperties: false, minProperties: 1 },
         ),

@@ -11,7 +11,7 @@ import { actorRef, type Actor } from '../actor.ts';
 import { recordAudit } from '../audit.ts';
 import { insertDevice } from '../devices.ts';
 import type { Organization, Organizations } from '../organizations.ts';
-import { insertSequence, type SequenceSettings } from '../series/settings.ts';
+import { insertSequence, updateSequenceSettings, type SequenceSettings } from '../series/settings.ts';
 import { chainOf, chainsOf, inheritedRrd, permissionsOfChain } from './chain.ts';
 import { findDeviceFolder, insertDeviceFolder } from './device-folders.ts';
 import { insertResource, newResourceRow, type NewResource } from './insert.ts';
@@ -48,8 +48,10 @@ export interface ResourceChanges {
   parentPath?: string;
   /** Replaces the user attributes. */
   userAttributes?: Record<string, unknown>;
-  /** Replaces the system attributes. */
+  /** Changes the system attributes key by key; null removes a key. */
   systemAttributes?: Record<string, unknown>;
+  /** A sequence's settings; new archive arguments start its archives afresh. */
+  sequence?: Partial<Omit<SequenceSettings, 'dataType'>>;
   /** Own entries (organization admins only); null inherits the parent's again. */
   permissions?: PermissionEntry[] | null;
 }
@@ -225,6 +227,10 @@ export class ResourceTree {
       if (changes.userAttributes !== undefined) values.user_attributes = JSON.stringify(changes.userAttributes);
       if (changes.systemAttributes !== undefined) values.system_attributes = JSON.stringify(mergeAttributes(JSON.parse(row.system_attributes) as Record<string, unknown>, changes.systemAttributes));
       if (changes.permissions !== undefined) values.permissions = permissions ? JSON.stringify(permissions) : null;
+      if (changes.sequence !== undefined) {
+        if (resourceTypeOf(row.type) !== 'sequence') throw badRequest(`${fullPathOf(org.slug, row.path)} is not a sequence`);
+        await updateSequenceSettings(tx, row.id, changes.sequence);
+      }
       await tx.updateTable('resources').set(values).where('id', '=', row.id).execute();
       const updated = await tx.selectFrom('resources').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
       await recordAudit(tx, actor, { orgId: org.id, action: 'resource.update', target: { type: 'resource', id: row.id }, details: { path: fullPathOf(org.slug, row.path), ...changes } });
