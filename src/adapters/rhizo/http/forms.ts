@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { badRequest, FleetError } from '../../../core/errors.ts';
-import { parseRhizoTimestamp } from '../timestamps.ts';
+import { decodeBase64, parseRhizoTimestamp } from '../wire-values.ts';
 
 /**
  * rhizo reads every parameter from Flask's `request.values`: the query string first, then an
@@ -180,13 +180,6 @@ async function readMultipart(request: FastifyRequest, values: Map<string, string
     throw badRequest(`Malformed multipart body: ${(error as Error).message}`);
   }
   return file;
-}
-
-/** Strict base64 (standard or URL alphabet, padding optional): Node would silently skip bad characters. */
-export function decodeBase64(text: string): Buffer {
-  const compact = text.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact) || compact.replace(/=+$/, '').length % 4 === 1) throw badRequest('The data is not valid base64');
-  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
 }
 
 /** As Python's `datetime.isoformat() + 'Z'`: microseconds only when there are some. */

@@ -1,8 +1,7 @@
 import { badRequest } from '../../../core/errors.ts';
 import { sequenceInfo } from '../../../services/series/settings.ts';
+import { decodeBase64 } from '../wire-values.ts';
 import { principalOf, type RhizoConnection } from './context.ts';
-
-const base64Pattern = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * A value written to a sequence from a message (update_sequence, write_resource): stored at `t`
@@ -18,10 +17,19 @@ export async function writeValue(connection: RhizoConnection, path: string, raw:
 
 function valueFor(dataType: 'numeric' | 'text' | 'image', raw: unknown): number | string | Buffer {
   if (dataType === 'image') {
-    if (typeof raw !== 'string' || raw.length % 4 !== 0 || !base64Pattern.test(raw)) throw badRequest('An image value is base64 text');
-    return Buffer.from(raw, 'base64');
+    const image = typeof raw === 'string' ? decodeImage(raw) : undefined;
+    if (!image) throw badRequest('An image value is base64 text');
+    return image;
   }
   // rhizo keeps every value as text, so clients send numbers either way; a text sequence keeps the number's text.
   if (typeof raw === 'number' || typeof raw === 'string') return dataType === 'text' ? String(raw) : raw;
   throw badRequest('A sequence value is a number or a text');
+}
+
+function decodeImage(text: string): Buffer | undefined {
+  try {
+    return decodeBase64(text);
+  } catch {
+    return undefined;
+  }
 }
