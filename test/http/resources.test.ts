@@ -60,6 +60,7 @@ for (const backend of await backends()) {
     });
 
     it('stores file content as revisions, large ones in blob storage, and gives them back identical', async () => {
+      assert.equal((await call('POST', 'default', operator, { name: 'garbled.txt', type: 'file', content: 'not base64!' })).status, 400);
       assert.equal((await call('POST', 'default', operator, { name: 'notes.txt', type: 'file', content: Buffer.from('first').toString('base64') })).status, 201);
       const large = randomBytes(5000);
       const put = await putBytes('default/notes.txt', operator, large);

@@ -65,6 +65,7 @@ for (const backend of await backends()) {
     it('writes text, images as base64, and many sequences at once', async () => {
       const image = Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01]);
       assert.equal((await request(server.url, 'POST', '/api/series/values', { token, body: { path: '/default/camera', value: image.toString('base64'), encoding: 'base64' } })).status, 200);
+      assert.equal((await request(server.url, 'POST', '/api/series/values', { token, body: { path: '/default/camera', value: 'not base64!', encoding: 'base64' } })).status, 400);
       const last = await request(server.url, 'GET', `/api/series/last?${q({ path: '/default/camera' })}`, { token });
       assert.equal(last.body.last.value, image.toString('base64'));
       const bulk = await request(server.url, 'POST', '/api/series/bulk', { token, body: { timestamp: base + 90 * 60_000, values: { '/default/temp': 7, '/default/log': 'door, "open"', '/default/missing': 1, '/other/secret': 1 } } });

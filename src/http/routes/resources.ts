@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { decodeBase64 } from '../../core/base64.ts';
 import { FleetError } from '../../core/errors.ts';
 import { maxNameLength } from '../../core/resource-paths.ts';
 import type { Services } from '../../services/index.ts';
@@ -168,7 +169,7 @@ export const resourceRoutes: FastifyPluginAsyncTypebox<{ services: Services }> =
     },
     async (request, reply) => {
       const { content, ...input } = request.body;
-      const created = await resources.create(actorOf(request), fullPath(request.params), { ...input, ...(content !== undefined && { content: Buffer.from(content, 'base64') }) });
+      const created = await resources.create(actorOf(request), fullPath(request.params), { ...input, ...(content !== undefined && { content: decodeBase64(content) }) });
       return reply.status(201).send(created);
     },
   );

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { consolidationFunctions } from '../../core/rrd.ts';
+import { decodeBase64 } from '../../core/base64.ts';
 import { badRequest } from '../../core/errors.ts';
 import type { Services } from '../../services/index.ts';
 import { seriesCsv } from '../../services/series/csv.ts';
@@ -149,7 +150,7 @@ export const seriesRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
     async (request) => {
       const { path, value, t, encoding } = request.body;
       if (encoding === 'base64' && typeof value !== 'string') throw badRequest('A base64 value is text');
-      const content = encoding === 'base64' ? Buffer.from(value as string, 'base64') : value;
+      const content = encoding === 'base64' ? decodeBase64(value as string) : value;
       return series.record(actorOf(request), path, content, parseTime(t, 'time'));
     },
   );

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { badRequest, FleetError } from '../../../core/errors.ts';
-import { decodeBase64, parseRhizoTimestamp } from '../wire-values.ts';
+import { decodeBase64 } from '../../../core/base64.ts';
+import { parseRhizoTimestamp } from '../timestamps.ts';
 
 /**
  * rhizo reads every parameter from Flask's `request.values`: the query string first, then an

@@ -1,7 +1,7 @@
 import { FleetError } from '../../../core/errors.ts';
 import { type MessageHandler } from './context.ts';
 import { param, parametersObject, resourceErrorText } from './frames.ts';
-import { parseRhizoTimestamp } from '../wire-values.ts';
+import { parseRhizoTimestamp } from '../timestamps.ts';
 import { writeValue } from './write-value.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { badRequest } from '../../../core/errors.ts';
 import { sequenceInfo } from '../../../services/series/settings.ts';
-import { decodeBase64 } from '../wire-values.ts';
+import { decodeBase64 } from '../../../core/base64.ts';
 import { principalOf, type RhizoConnection } from './context.ts';
 
 /**

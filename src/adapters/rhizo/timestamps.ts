@@ -1,6 +1,6 @@
 import { badRequest } from '../../core/errors.ts';
 
-// What rhizo clients send inside form bodies and WebSocket messages: timestamps and base64 content.
+// What rhizo clients send as time inside form bodies and WebSocket messages.
 
 // rhizo's parse_json_datetime: `2024-01-02T03:04:05.123456Z`, `2024-01-02T03:04:05 Z`, UTC only.
 const timestampPattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? ?Z$/;
@@ -18,11 +18,4 @@ export function parseRhizoTimestamp(text: string): number {
     throw badRequest(`Invalid date/time ${JSON.stringify(text.slice(0, 40))}`);
   }
   return t;
-}
-
-/** Strict base64 (standard or URL alphabet, padding optional): Node would silently skip bad characters. */
-export function decodeBase64(text: string): Buffer {
-  const compact = text.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(compact) || compact.replace(/=+$/, '').length % 4 === 1) throw badRequest('The data is not valid base64');
-  return Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64');
 }
