@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { BlobStore } from '../../blob/blob-store.ts';
 import { FleetError, notFound } from '../../core/errors.ts';
-import { newId } from '../../core/ids.ts';
+import { monotonicIds } from '../../core/ids.ts';
 import { nowIso, paginate, type Page, type PageRequest } from '../../store/page.ts';
 import type { Database } from '../../store/schema.ts';
 import type { Db } from '../../store/store.ts';
@@ -32,6 +32,9 @@ const toRevisionInfo = (row: Omit<RevisionRow, 'data'>): RevisionInfo => ({
   createdAt: row.created_at,
 });
 
+// Revisions list in id order, so two written by one node within a millisecond must still sort as written.
+const nextRevisionId = monotonicIds('rev');
+
 /** Where a large revision's content lives in blob storage. */
 const revisionBlobKey = (orgId: string, resourceId: string, revisionId: string) => `rev/${orgId}/${resourceId}/${revisionId}`;
 
@@ -46,7 +49,7 @@ export async function prepareRevision(
   content: Buffer,
   createdBy: string | null,
 ): Promise<RevisionRow> {
-  const id = newId('rev');
+  const id = nextRevisionId();
   const sha256 = createHash('sha256').update(content).digest('hex');
   const row: RevisionRow = { id, resource_id: resource.id, size: content.length, sha256, data: content, blob_key: null, created_by: createdBy, created_at: nowIso() };
   if (content.length < threshold) return row;
