@@ -14,6 +14,7 @@ const modules: Array<{ name: string; load: () => Promise<{ benchmark: Benchmark 
   { name: 'http', load: () => import('./http.ts') },
   { name: 'relay', load: () => import('./relay.ts') },
   { name: 'ingest', load: () => import('./ingest.ts') },
+  { name: 'ota', load: () => import('./ota.ts') },
 ];
 
 // Children and temporary folders never outlive the runner, however it ends.

@@ -215,8 +215,11 @@ export interface Target {
   url: string;
   /** Called before each run, so that a credential can be renewed between rounds. */
   headers: () => Promise<Record<string, string>>;
-  /** Every response must carry exactly this body. */
-  expectBody: string;
+  /** Every response must carry exactly this body; without one, every response must still be a 200. */
+  expectBody?: string;
+  /** GET unless given; `body` is sent as it is. */
+  method?: 'GET' | 'POST';
+  body?: string;
   /** The server answering; a run fails when it dies. */
   child: Child;
 }
@@ -285,6 +288,8 @@ async function loadOnce(target: Target, headers: Record<string, string>, duratio
     pipelining: 1,
     duration,
     timeout: 10,
+    method: target.method ?? 'GET',
+    body: target.body,
     headers,
     expectBody: target.expectBody,
     title: target.title,

@@ -27,6 +27,11 @@ export interface BlobStore {
   getStream(key: string, range?: { start: number; end?: number }): Promise<{ stream: Readable; size: number } | undefined>;
   /** Size of the content, or undefined when missing. */
   stat(key: string): Promise<{ size: number } | undefined>;
+  /**
+   * A URL that reads the content without credentials for `ttlSeconds`, for stores that serve
+   * downloads themselves (S3 presigned GET); stores without one leave it undefined.
+   */
+  presignedGetUrl?(key: string, ttlSeconds: number): Promise<string>;
   /** Removes the key; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Throws when the storage cannot be reached (for readiness). */

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { close, createReadStream, fstat, open as openCallback } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { conflict } from '../core/errors.ts';
 import type { BlobStore, StoredBlob } from './blob-store.ts';
 import { blobKeySegments, checkRange, rangeNotSatisfiable, storageFailure } from './checks.ts';
@@ -12,6 +14,10 @@ const missingCodes = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
 const clashCodes = new Set(['ENOTDIR', 'EISDIR', 'EEXIST', 'ENOTEMPTY']);
 /** Temporary files older than this are leftovers of writes a crash interrupted. */
 const staleTempAge = 24 * 3600 * 1000;
+
+const openDescriptor = promisify(openCallback);
+const statDescriptor = promisify(fstat);
+const closeDescriptor = promisify(close);
 
 const codeOf = (error: unknown) => (error as NodeJS.ErrnoException | undefined)?.code ?? '';
 
@@ -53,26 +59,28 @@ export class LocalBlobStore implements BlobStore {
   async getStream(key: string, range?: { start: number; end?: number }): Promise<{ stream: Readable; size: number } | undefined> {
     const path = this.pathOf(key);
     if (range) checkRange(range);
-    let file: FileHandle;
+    // A plain descriptor, not a FileHandle: its read stream reads through callbacks, which serves a
+    // package to many devices at once noticeably faster than FileHandle's promise-based reads.
+    let fd: number;
     try {
-      file = await open(path, 'r');
+      fd = await openDescriptor(path, 'r');
     } catch (error) {
       if (missingCodes.has(codeOf(error))) return undefined;
       throw storageFailure('read', key, error);
     }
     try {
-      const info = await file.stat();
+      const info = await statDescriptor(fd);
       // Opening a folder for reading succeeds on Linux: a key naming a folder holds nothing.
       if (!info.isFile()) {
-        await file.close();
+        await closeDescriptor(fd);
         return undefined;
       }
-      if (!range) return { stream: file.createReadStream(), size: info.size };
+      if (!range) return { stream: createReadStream('', { fd }), size: info.size };
       if (range.start >= info.size) throw rangeNotSatisfiable();
       const end = Math.min(range.end ?? info.size - 1, info.size - 1);
-      return { stream: file.createReadStream({ start: range.start, end }), size: info.size };
+      return { stream: createReadStream('', { fd, start: range.start, end }), size: info.size };
     } catch (error) {
-      await file.close();
+      await closeDescriptor(fd);
       throw storageFailure('read', key, error);
     }
   }

@@ -111,6 +111,13 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** A presigned GET of the object, signed locally: no request to S3 is made. */
+  async presignedGetUrl(key: string, ttlSeconds: number): Promise<string> {
+    const Key = this.nameOf(key);
+    const [{ sdk, client }, { getSignedUrl }] = await Promise.all([this.connect(), import('@aws-sdk/s3-request-presigner')]);
+    return getSignedUrl(client, new sdk.GetObjectCommand({ Bucket: this.bucket, Key }), { expiresIn: ttlSeconds });
+  }
+
   /** S3 answers a delete of a missing object with success already. */
   async delete(key: string): Promise<void> {
     const Key = this.nameOf(key);

@@ -12,7 +12,7 @@ export interface KeyDefinition {
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const admissionPolicies = ['manual', 'token', 'open'] as const;
 /** The device endpoints, each of which may have its own admission policy. */
-export const admissionEndpoints = ['shelly', 'devices', 'relay', 'checkin'] as const;
+export const admissionEndpoints = ['shelly', 'devices', 'relay', 'checkin', 'rdfm'] as const;
 export type AdmissionPolicy = (typeof admissionPolicies)[number];
 export type AdmissionEndpoint = (typeof admissionEndpoints)[number];
 
@@ -151,6 +151,20 @@ export const configKeys = {
   },
   smtpFrom: { schema: Type.String({ minLength: 3, default: 'fleetd@localhost' }), description: 'Sender address of email fleetd sends.' },
   emailRateLimit: { schema: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }), description: 'Email one device may send per hour; more are dropped.' },
+  publicUrl: {
+    schema: Type.String({ pattern: '^$|^https?://[^\\s]+[^/\\s]$', default: '' }),
+    allowed: 'empty, or an http(s) URL without a trailing slash',
+    description: 'The URL devices and clients reach fleetd at (behind a proxy, say), for the links fleetd hands out; empty takes it from each request\'s Host header.',
+  },
+  maxPackageSize: { schema: Type.Integer({ minimum: 1, maximum: 1099511627776, default: 4294967296 }), description: 'Largest OTA package accepted, in bytes.' },
+  packageLinkTtl: { schema: Type.Integer({ minimum: 10, maximum: 604800, default: 3600 }), description: 'Seconds a signed package download link handed to a device stays valid.' },
+  requirePackageSignature: { schema: Type.Boolean({ default: false }), description: 'Refuse packages without a detached Ed25519 signature by one of the organization\'s signing keys.' },
+  rolloutInterval: { schema: Type.Integer({ minimum: 1, maximum: 3600, default: 10 }), description: 'Seconds between passes of the deployment engine (starting phases, pausing on failures, finishing).' },
+  shellAttachTimeout: { schema: Type.Integer({ minimum: 1, maximum: 600, default: 10 }), description: 'Seconds a device has to dial back for a remote shell before the session is refused.' },
+  shellIdleTimeout: { schema: Type.Integer({ minimum: 10, maximum: 86400, default: 3600 }), description: 'Seconds a remote shell may pass with no byte either way before it is closed.' },
+  actionTimeout: { schema: Type.Integer({ minimum: 1, maximum: 604800, default: 7200 }), description: 'Seconds a device has to report the result of an action it was sent; then the run counts as timed out.' },
+  actionQueueSize: { schema: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }), description: 'Most action runs waiting for one device; more are refused (429) until some are sent.' },
+  maxFilePullSize: { schema: Type.Integer({ minimum: 1, maximum: 1099511627776, default: 1073741824 }), description: 'Largest file a device may upload when a file is pulled from it, in bytes.' },
 } satisfies Record<string, KeyDefinition>;
 
 export type ConfigKey = keyof typeof configKeys;

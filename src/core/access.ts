@@ -39,9 +39,10 @@ type Rule =
   | { scope: 'device' }
   /**
    * Members of the resource's organization with at least `role`; `ownRole` suffices on their own
-   * objects; with `device: 'self'` a device may act on itself.
+   * objects; with `device: 'self'` a device may act on itself, with `device: 'org'` on anything of
+   * its organization (the packages it installs).
    */
-  | { scope: 'org'; role: Role; ownRole?: Role; device?: 'self' }
+  | { scope: 'org'; role: Role; ownRole?: Role; device?: 'self' | 'org' }
   /** A resource of the tree: whoever its permission entries give at least `level` (10 read, 20 write). */
   | { scope: 'resource'; level: 10 | 20 };
 
@@ -60,6 +61,15 @@ const rules = {
   'device.control': { scope: 'org', role: 'operator' },
   'device.manage': { scope: 'org', role: 'admin' },
   'device.report': { scope: 'device' },
+  /** A shell on a device is everything on it: only admins, and only on devices that offer one. */
+  'device.shell': { scope: 'org', role: 'admin' },
+  /** Pulling any file off a device into blob storage, like a shell, reads everything on it. */
+  'device.files': { scope: 'org', role: 'admin' },
+  'package.read': { scope: 'org', role: 'viewer', device: 'org' },
+  /** Uploading, signing keys and deleting: what a fleet installs is an admin's decision. */
+  'package.manage': { scope: 'org', role: 'admin' },
+  'deployment.read': { scope: 'org', role: 'viewer' },
+  'deployment.manage': { scope: 'org', role: 'admin' },
   'user.list': { scope: 'system' },
   'user.create': { scope: 'system' },
   'user.read': { scope: 'self' },
@@ -113,6 +123,7 @@ export function authorize(p: Principal, action: Action, resource: Resource = {})
       throw new FleetError('not_found', 'User not found');
     case 'org': {
       if (p.kind === 'device' && rule.device === 'self' && resource.orgId === p.orgId && resource.deviceId === p.deviceId) return;
+      if (p.kind === 'device' && rule.device === 'org' && resource.orgId === p.orgId) return;
       const role = resource.orgId === undefined ? undefined : roleIn(p, resource.orgId);
       if (role === undefined) throw new FleetError('not_found', 'Organization not found');
       const own = rule.ownRole !== undefined && userId !== undefined && resource.userId === userId;

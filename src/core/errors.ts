@@ -16,6 +16,8 @@ export const errorCodes = {
   conflict: { status: 409, rpc: -32009 },
   payload_too_large: { status: 413, rpc: -32013 },
   unsupported_media_type: { status: 415, rpc: -32015 },
+  /** A byte range that starts past the end of the content (HTTP Range). */
+  range_not_satisfiable: { status: 416, rpc: -32016 },
   rate_limited: { status: 429, rpc: -32029 },
   internal: { status: 500, rpc: -32603 },
   /** A device answered a call fleetd made with an error (or with something that is not an answer). */

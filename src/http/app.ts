@@ -15,8 +15,16 @@ import { openapiPlugin } from './openapi.ts';
 import { admissionRoutes } from './routes/admission.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { actionRoutes } from './routes/actions.ts';
+import { deviceSelfRoutes } from './routes/device-self.ts';
+import { filePullRoutes } from './routes/file-pulls.ts';
+import { shellSessionRoutes } from './routes/shell-sessions.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { groupRoutes } from './routes/groups.ts';
+import { deploymentRoutes } from './routes/deployments.ts';
+import { updateRoutes } from './routes/updates.ts';
+import { packageRoutes } from './routes/packages.ts';
+import { signingKeyRoutes } from './routes/signing-keys.ts';
 import { resourceRoutes } from './routes/resources.ts';
 import { rpcRoutes } from './routes/rpc.ts';
 import { seriesRoutes } from './routes/series.ts';
@@ -27,6 +35,7 @@ import { healthRoutes } from './routes/health.ts';
 import { memberRoutes } from './routes/members.ts';
 import { organizationRoutes } from './routes/organizations.ts';
 import { userRoutes } from './routes/users.ts';
+import { rdfmPlugin } from '../adapters/rdfm/plugin.ts';
 import { rhizoPlugin } from '../adapters/rhizo/http/plugin.ts';
 import { ErrorBody } from './schemas.ts';
 import { validatorCompiler } from './validation.ts';
@@ -95,14 +104,23 @@ export async function buildApp({ config, services, hub, logger, ready, registry 
       await api.register(admissionRoutes, { services });
       await api.register(checkinRoutes, { services });
       await api.register(groupRoutes, { services });
+      await api.register(updateRoutes, { services, config });
+      await api.register(deploymentRoutes, { services });
+      await api.register(packageRoutes, { services, config });
+      await api.register(signingKeyRoutes, { services });
       await api.register(resourceRoutes, { services });
       await api.register(seriesRoutes, { services });
       await api.register(rrduinoRoutes, { services });
       await api.register(auditRoutes, { services });
+      await api.register(deviceSelfRoutes, { services });
+      await api.register(actionRoutes, { services });
+      await api.register(filePullRoutes, { services, hub });
+      await api.register(shellSessionRoutes, { services });
       await api.register(rpcRoutes, { hub });
     },
     { prefix: '/api' },
   );
   await app.register(rhizoPlugin, { services, bodyLimit: config.bodyLimit });
+  await app.register(rdfmPlugin, { services, config });
   return app;
 }

@@ -14,7 +14,7 @@ const fastifyCodes: Record<string, ErrorCode> = {
 };
 
 /** Maps any error onto fleetd's one error body: `{"error": {"code", "message", "details"?}}`. */
-function toFleetError(error: FastifyError | FleetError | Error): FleetError {
+export function toFleetError(error: FastifyError | FleetError | Error): FleetError {
   if (error instanceof FleetError) return error;
   const fe = error as FastifyError;
   if (fe.validation) {

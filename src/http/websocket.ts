@@ -28,6 +28,8 @@ export interface WebSocketEndpoint<A = unknown> {
   /** Metrics label: what connects here, or, for an endpoint serving both, which one a connection is. */
   kind: ConnectionKind | ((auth: A) => ConnectionKind);
   match(pathname: string): boolean;
+  /** Limits of this endpoint's connections that differ from the configured ones (a shell's terminal output comes in many small frames). */
+  limits?: Partial<SocketLimits>;
   /** Runs before the upgrade; a thrown FleetError answers the upgrade with its HTTP status and the JSON error body (401/403/404/429…). */
   authenticate?(request: UpgradeRequest): Promise<A>;
   /** After the upgrade. */
@@ -104,7 +106,7 @@ export function attachWebSockets(server: Server, endpoints: WebSocketEndpoint<an
     wss.handleUpgrade(req, socket, head, (ws) => {
       socket.removeListener('error', onUpgradeError);
       const kind = typeof endpoint.kind === 'function' ? endpoint.kind(auth) : endpoint.kind;
-      const fleet = new FleetSocket(ws, { endpoint: endpoint.name, kind, remoteAddress: request.remoteAddress, limits, metrics, logger });
+      const fleet = new FleetSocket(ws, { endpoint: endpoint.name, kind, remoteAddress: request.remoteAddress, limits: { ...limits, ...endpoint.limits }, metrics, logger });
       sockets.set(
         fleet,
         new Promise((resolve) =>

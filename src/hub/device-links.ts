@@ -21,6 +21,8 @@ export interface DeviceLink {
   close(code: number, reason: string): void;
   /** Optional: the desired state changed while the device is connected. */
   desired?(state: DesiredState): void;
+  /** Optional: sends a notification (no answer expected), for protocols that have them (Fleetd.UpdateAvailable). */
+  notify?(method: string, params: Params): void;
 }
 
 /** One device linked on this node. */
@@ -166,6 +168,18 @@ export class DeviceLinks {
       this.#metrics.deviceCall(outcomeOf(error));
       throw error;
     }
+  }
+
+  /**
+   * Sends a notification to the device if its socket is on this node and its link takes
+   * notifications; false otherwise. Every node is asked the same (a bus broadcast), so only the one
+   * holding the device sends.
+   */
+  notifyLocal(deviceId: string, method: string, params: Params): boolean {
+    const attachment = this.#local.get(deviceId);
+    if (!attachment || attachment.released || !attachment.link.notify) return false;
+    attachment.link.notify(method, params);
+    return true;
   }
 
   /** Tells the node holding the device (this one or another) that its desired state changed. */

@@ -1,23 +1,27 @@
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { clientEndpoint } from '../adapters/client/endpoint.ts';
+import { rdfmDeviceEndpoints } from '../adapters/rdfm/device/endpoints.ts';
 import { relayEndpoint } from '../adapters/relay/endpoint.ts';
 import { startRelayCompat } from '../adapters/relay/compat.ts';
 import { rhizoWebSocketEndpoint } from '../adapters/rhizo/websocket/endpoint.ts';
 import { shellyEndpoints } from '../adapters/shelly/endpoint.ts';
+import { shellEndpoints } from '../adapters/shell/endpoints.ts';
 import type { Config } from '../config/keys.ts';
 import { newId } from '../core/ids.ts';
 import { attachWebSockets, limitsFromConfig, type WebSocketServer } from '../http/websocket.ts';
 import type { Logger } from '../log.ts';
 import type { Services } from '../services/index.ts';
 import type { Store } from '../store/store.ts';
-import type { Bus } from './bus.ts';
+import { startActionDispatch } from './action-dispatch.ts';
+import type { Bus, BusSubscription } from './bus.ts';
 import { DeviceLinks } from './device-links.ts';
 import { EventStream } from './events.ts';
 import type { Hub } from './hub.ts';
 import { openMessageLog } from './message-log.ts';
 import { HubMetrics } from './metrics.ts';
 import { NodeLiveness } from './node-liveness.ts';
+import { startUpdateNotices } from './update-notices.ts';
 
 /** The parts of the hub that exist before the services: the services publish hub events. */
 export interface HubBase {
@@ -74,21 +78,28 @@ export interface HubListeners {
 
 /** Serves the hub's WebSocket endpoints on the API's HTTP server, and the Paikea-compatible listeners when configured. */
 export async function listenHub(hub: Hub, server: Server): Promise<HubListeners> {
-  const sockets: WebSocketServer = attachWebSockets(server, [...shellyEndpoints(hub), clientEndpoint(hub), relayEndpoint(hub), rhizoWebSocketEndpoint(hub)], {
+  const actionDispatch = await startActionDispatch(hub);
+  const sockets: WebSocketServer = attachWebSockets(server, [...shellyEndpoints(hub), clientEndpoint(hub), relayEndpoint(hub), rhizoWebSocketEndpoint(hub), ...shellEndpoints(hub), ...rdfmDeviceEndpoints(hub)], {
     limits: limitsFromConfig(hub.config),
     metrics: hub.metrics,
     logger: hub.logger.child({ component: 'ws' }),
     trustProxy: hub.config.trustProxy,
   });
   let compat: Awaited<ReturnType<typeof startRelayCompat>> | undefined;
+  let updateNotices: BusSubscription | undefined;
   try {
+    updateNotices = await startUpdateNotices(hub);
     if (hub.config.relayCompat) compat = await startRelayCompat(hub);
   } catch (error) {
+    updateNotices?.unsubscribe();
     await sockets.close();
+    actionDispatch.close();
     throw error;
   }
   return {
     async close() {
+      actionDispatch.close();
+      updateNotices.unsubscribe();
       await compat?.close();
       await sockets.close();
       await hub.links.close();

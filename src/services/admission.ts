@@ -34,6 +34,20 @@ export interface AdmissionRequest {
   remoteAddress?: string;
 }
 
+/** A device that proved itself with its key pair (Admission.admitSigned). */
+export interface SignedAdmission {
+  endpoint: Extract<AdmissionEndpoint, 'checkin' | 'rdfm'>;
+  externalId: string;
+  /** Canonical PEM (parseCheckinKey). */
+  publicKey: string;
+  /** When the device signed, in milliseconds since the epoch. */
+  timestamp: number;
+  info: AdmissionInfo;
+  replaceInfo?: boolean;
+  orgHint?: string;
+  remoteAddress?: string;
+}
+
 export type AdmissionDecision =
   | { status: 'accepted'; device: Device; via: 'key' | 'token' | 'known' | 'open' | 'manual' }
   | { status: 'pending'; pendingId: string }
@@ -424,28 +438,57 @@ export class Admission {
   async checkin(request: { raw: Buffer; body: CheckinBody; signature: string | undefined; orgHint?: string; remoteAddress?: string }): Promise<AdmissionDecision> {
     const key = parseCheckinKey(request.body.publicKey);
     verifyCheckinSignature(key.key, request.raw, request.signature);
-    checkCheckinClock(request.body.timestamp, this.#options.config.checkinWindow);
-    const decision = await this.admit({
+    return this.admitSigned({
       endpoint: 'checkin',
       externalId: request.body.deviceId,
-      info: { metadata: request.body.metadata },
       publicKey: key.pem,
+      timestamp: request.body.timestamp,
+      info: { metadata: request.body.metadata },
       ...(request.orgHint !== undefined && { orgHint: request.orgHint }),
       remoteAddress: request.remoteAddress,
     });
-    if (decision.status === 'accepted') await this.#checkedIn(decision.device.id, request.body.timestamp);
+  }
+
+  /**
+   * Admits a device whose signature the caller verified (with parseCheckinKey and
+   * verifyCheckinSignature: protocols word their refusals differently). `timestamp` is in
+   * milliseconds; it must be within `checkinWindow` of the server clock and newer than the last one
+   * accepted. With `replaceInfo`, an admitted device's model, firmware and metadata become what it
+   * said now (RDFM overwrites a device's metadata at each authentication).
+   */
+  async admitSigned(request: SignedAdmission): Promise<AdmissionDecision> {
+    checkCheckinClock(request.timestamp, this.#options.config.checkinWindow);
+    const decision = await this.admit({
+      endpoint: request.endpoint,
+      externalId: request.externalId,
+      info: request.info,
+      publicKey: request.publicKey,
+      ...(request.orgHint !== undefined && { orgHint: request.orgHint }),
+      remoteAddress: request.remoteAddress,
+    });
+    if (decision.status === 'accepted') await this.#checkedIn(decision.device.id, request.timestamp, request.replaceInfo ? cleanInfo(request.info).info : undefined);
     return decision;
   }
 
   /** Keeps the newest timestamp accepted; one not newer is a replay of a captured check-in. */
-  async #checkedIn(deviceId: string, timestamp: number): Promise<void> {
+  async #checkedIn(deviceId: string, timestamp: number, info: AdmissionInfo | undefined): Promise<void> {
     const at = nowIso(timestamp);
-    const updated = await this.#options.store.db
-      .updateTable('devices')
-      .set({ checkin_at: at, last_seen_at: nowIso() })
-      .where('id', '=', deviceId)
-      .where((eb) => eb.or([eb('checkin_at', 'is', null), eb('checkin_at', '<', at)]))
-      .executeTakeFirst();
+    const replaced = info && {
+      model: info.model ?? null,
+      firmware: info.firmware ?? null,
+      // Bounded by cleanInfo, as the waiting room's entry is.
+      metadata: JSON.stringify(info.metadata ?? {}),
+      updated_at: nowIso(),
+    };
+    const write = (db: Db) =>
+      db
+        .updateTable('devices')
+        .set({ checkin_at: at, last_seen_at: nowIso(), ...replaced })
+        .where('id', '=', deviceId)
+        .where((eb) => eb.or([eb('checkin_at', 'is', null), eb('checkin_at', '<', at)]))
+        .executeTakeFirst();
+    // Metadata decides dynamic groups, which nodes cache: a change goes through store.transaction, which tells them.
+    const updated = replaced ? await this.#options.store.transaction(write) : await write(this.#options.store.db);
     if (updated.numUpdatedRows !== 1n) throw unauthenticated('This check-in is not newer than the last one accepted (a replay?); sign a fresh timestamp');
   }
 

@@ -125,6 +125,7 @@ export async function insertDevice(db: Db, orgId: string, input: NewDevice): Pro
     external_id: input.externalId ?? null,
     public_key: input.publicKey ?? null,
     checkin_at: null,
+    capabilities: '{}',
     created_at: now,
     updated_at: now,
   };

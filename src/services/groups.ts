@@ -10,6 +10,7 @@ import { recordAudit } from './audit.ts';
 import { deviceMatches, normalizeFilter, type DeviceFilter } from './device-query.ts';
 import { pageOfDevices, type Device } from './devices.ts';
 import type { Organizations } from './organizations.ts';
+import type { UpdateNotices } from './updates/notices.ts';
 
 /**
  * A named set of an organization's devices. A static group lists its members; a dynamic group has a
@@ -25,9 +26,15 @@ export interface DeviceGroup {
   filter: DeviceFilter | null;
   /** Of the groups a device is in, the one with the highest priority decides for it (see effectiveGroupOf). */
   priority: number;
+  /** What its devices update to: nothing, or exactly `targetVersion` (RDFM's policies). */
+  updatePolicy: UpdatePolicy['policy'];
+  targetVersion: string | null;
   createdAt: string;
   updatedAt: string;
 }
+
+/** A group's update policy, as RDFM has them: `no_update`, or `exact_match` with the version to run. */
+export type UpdatePolicy = { policy: 'no_update' } | { policy: 'exact_match'; targetVersion: string };
 
 export interface GroupInput {
   name: string;
@@ -45,6 +52,8 @@ export type GroupChanges = Partial<GroupInput>;
 
 /** Most device ids one call adds or removes: a request stays one bounded transaction. */
 export const maxMembersPerCall = 1000;
+/** Most packages in a group's package set. */
+export const maxGroupPackages = 1000;
 /** Dynamic filters evaluated for one device per query (each adds a column and a few parameters). */
 const filtersPerQuery = 100;
 
@@ -58,6 +67,8 @@ const toGroup = (row: GroupRow): DeviceGroup => ({
   kind: row.filter === null ? 'static' : 'dynamic',
   filter: row.filter === null ? null : (JSON.parse(row.filter) as DeviceFilter),
   priority: row.priority,
+  updatePolicy: row.update_policy,
+  targetVersion: row.target_version,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -75,6 +86,8 @@ export class Groups {
   constructor(
     private readonly store: Store,
     private readonly organizations: Organizations,
+    /** Who tells devices that their update policy or package set changed; without it nobody is told. */
+    private readonly notices?: UpdateNotices,
   ) {}
 
   async list(principal: Principal, orgIdOrSlug: string, filter: { q?: string }, page: PageRequest): Promise<Page<DeviceGroup>> {
@@ -106,6 +119,8 @@ export class Groups {
       description: input.description ?? '',
       filter: serializeFilter(input.filter),
       priority: input.priority ?? 0,
+      update_policy: 'no_update',
+      target_version: null,
       created_at: now,
       updated_at: now,
     };
@@ -189,6 +204,70 @@ export class Groups {
       await recordAudit(tx, actor, { orgId: org.id, action: 'group.remove_members', target: { type: 'group', id: groupId }, details: { deviceIds: ids } });
       return { removed: ids.length };
     });
+  }
+
+  /** Sets what the group's devices update to (admins); its devices online are told to check. */
+  async setUpdatePolicy(actor: Actor, orgIdOrSlug: string, groupId: string, policy: UpdatePolicy): Promise<DeviceGroup> {
+    const org = await this.organizations.resolve(orgIdOrSlug);
+    authorize(actor.principal, 'device.manage', { orgId: org.id });
+    const targetVersion = policy.policy === 'exact_match' ? policy.targetVersion : null;
+    const group = await this.store.transaction(async (tx) => {
+      const updated = await tx
+        .updateTable('device_groups')
+        .set({ update_policy: policy.policy, target_version: targetVersion, updated_at: nowIso() })
+        .where('org_id', '=', org.id)
+        .where('id', '=', groupId)
+        .executeTakeFirst();
+      if (updated.numUpdatedRows === 0n) throw notFound('Group');
+      await recordAudit(tx, actor, { orgId: org.id, action: 'group.update_policy', target: { type: 'group', id: groupId }, details: { policy: policy.policy, targetVersion } });
+      return toGroup(await findGroup(tx, org.id, groupId));
+    });
+    await this.noticeMembers(org.id, groupId);
+    return group;
+  }
+
+  /** The ids of the packages the group's devices may be given; none means every package of the organization. */
+  async packageIds(principal: Principal, orgIdOrSlug: string, groupId: string): Promise<string[]> {
+    const org = await this.organizations.resolve(orgIdOrSlug);
+    authorize(principal, 'device.read', { orgId: org.id });
+    await findGroup(this.store.db, org.id, groupId);
+    return this.packageSetOf(groupId);
+  }
+
+  /**
+   * Replaces the group's package set (admins; [] clears it). Every id must be a package of the
+   * organization, or nothing changes (409, as RDFM). Its devices online are told to check.
+   */
+  async setPackages(actor: Actor, orgIdOrSlug: string, groupId: string, packageIds: string[]): Promise<string[]> {
+    const ids = [...new Set(packageIds)];
+    if (ids.length > maxGroupPackages) throw badRequest(`At most ${maxGroupPackages} packages per group`);
+    const org = await this.organizations.resolve(orgIdOrSlug);
+    authorize(actor.principal, 'device.manage', { orgId: org.id });
+    const set = await this.store.transaction(async (tx) => {
+      await findGroup(tx, org.id, groupId);
+      const known = ids.length === 0 ? [] : await tx.selectFrom('packages').select('id').where('org_id', '=', org.id).where('status', '=', 'ready').where('id', 'in', ids).execute();
+      const knownIds = new Set(known.map((row) => row.id));
+      const unknown = ids.filter((id) => !knownIds.has(id));
+      if (unknown.length > 0) throw conflict(`${unknown.length} of the packages do not exist`, { packageIds: unknown });
+      await tx.deleteFrom('group_packages').where('group_id', '=', groupId).execute();
+      if (ids.length > 0) await tx.insertInto('group_packages').values(ids.map((package_id) => ({ group_id: groupId, package_id }))).execute();
+      await tx.updateTable('device_groups').set({ updated_at: nowIso() }).where('id', '=', groupId).execute();
+      await recordAudit(tx, actor, { orgId: org.id, action: 'group.set_packages', target: { type: 'group', id: groupId }, details: { packageIds: ids } });
+      return this.packageSetOf(groupId, tx);
+    });
+    await this.noticeMembers(org.id, groupId);
+    return set;
+  }
+
+  /** The group's package set, oldest package first: the order the update resolver breaks ties by (no authorization). */
+  async packageSetOf(groupId: string, db: Db = this.store.db): Promise<string[]> {
+    const rows = await db.selectFrom('group_packages').select('package_id').where('group_id', '=', groupId).orderBy('package_id').execute();
+    return rows.map((row) => row.package_id);
+  }
+
+  /** After a change of what the group's devices update to: those online check now. */
+  private async noticeMembers(orgId: string, groupId: string): Promise<void> {
+    if (this.notices) this.notices.publish(await this.memberIds(orgId, groupId));
   }
 
   /** The group's devices, paginated; a dynamic group's are those its filter matches now. */

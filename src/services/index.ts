@@ -24,6 +24,15 @@ import { loadJwtSecret, Sessions } from './sessions.ts';
 import { Throttle } from './throttle.ts';
 import { Users } from './users.ts';
 import { ControllerWatchdog } from './watchdog.ts';
+import { PackageLinks } from './packages/download-links.ts';
+import { Packages } from './packages/packages.ts';
+import { Deployments } from './deployments/deployments.ts';
+import { UpdateNotices } from './updates/notices.ts';
+import { Updates, type UpdateDecision } from './updates/updates.ts';
+import { Actions } from './remote/actions.ts';
+import { DeviceCapabilities } from './remote/capabilities.ts';
+import { FilePulls } from './remote/file-pulls.ts';
+import { ShellSessions } from './remote/shell-sessions.ts';
 
 /** The use cases of fleetd's core, shared by every protocol adapter. */
 export interface Services {
@@ -45,11 +54,21 @@ export interface Services {
   folderMessages: FolderMessages;
   mailer: Mailer;
   watchdog: ControllerWatchdog;
+  /** OTA packages, their signing keys and download links. */
+  packages: Packages;
+  /** The update check and the reports of devices updating. */
+  updates: Updates;
+  /** Phased rollouts of a version to a group, and their engine. */
+  deployments: Deployments;
+  capabilities: DeviceCapabilities;
+  actions: Actions;
+  shellSessions: ShellSessions;
+  filePulls: FilePulls;
   /** Writes what is queued and stops background work: after the hub closes, before the bus does. */
   close(): Promise<void>;
 }
 
-/** Published after each commit of identity data, so that every node forgets what it cached. */
+/** Published after each commit, so that every node forgets what it cached: identity data, update decisions. */
 const identityChanged = 'fleetd.identity.changed';
 
 export async function createServices(store: Store, config: Config, bus: Bus, logger: Logger, events: Pick<EventStream, 'publish' | 'onPublished'>): Promise<Services> {
@@ -58,9 +77,12 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
   const sessions = new Sessions(store, { accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl, jwtSecret }, throttle);
   const principals = new NodeCache<Principal>(config.cacheTtl * 1000);
   const organizationCache = new NodeCache<Organization>(config.cacheTtl * 1000);
+  // One entry per polling device: room for a large fleet.
+  const updateDecisions = new NodeCache<UpdateDecision>(config.cacheTtl * 1000, 100_000);
   const forget = () => {
     principals.invalidate();
     organizationCache.invalidate();
+    updateDecisions.invalidate();
   };
   await bus.subscribe(identityChanged, forget);
   store.onCommit(() => {
@@ -88,6 +110,13 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
   const devices = new Devices(store, organizations);
   const blobs = openBlobStore(config);
   const resources = new ResourceTree({ store, organizations, blobs, config });
+  const packages = new Packages({ store, organizations, blobs, config, links: new PackageLinks(jwtSecret), logger: logger.child({ component: 'packages' }) });
+  await packages.sweepAbandonedUploads();
+  const notices = new UpdateNotices(bus, logger.child({ component: 'update-notices' }));
+  const groups = new Groups(store, organizations, notices);
+  const updates = new Updates({ store, organizations, groups, packages, decisions: updateDecisions });
+  const deployments = new Deployments({ store, organizations, groups, notices, logger: logger.child({ component: 'deployments' }), rolloutInterval: config.rolloutInterval });
+  deployments.start();
   const admission = new Admission({ store, organizations, devices, events, bus, config, logger: logger.child({ component: 'admission' }) });
   await admission.start();
   const series = new Series({ store, resources, blobs, config, events, logger: logger.child({ component: 'series' }) });
@@ -97,6 +126,8 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
   const mailer = new Mailer({ store, config, logger: logger.child({ component: 'mailer' }) });
   const watchdog = new ControllerWatchdog({ store, mailer, logger: logger.child({ component: 'watchdog' }) });
   watchdog.start();
+  const actions = new Actions({ store, organizations, bus, config, logger: logger.child({ component: 'actions' }) });
+  actions.start();
   return {
     store,
     organizations,
@@ -105,7 +136,7 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
     apiKeys,
     devices,
     admission,
-    groups: new Groups(store, organizations),
+    groups,
     sessions,
     throttle,
     authenticator: new Authenticator(apiKeys, sessions, oidc, throttle, principals),
@@ -116,11 +147,20 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
     folderMessages,
     mailer,
     watchdog,
+    packages,
+    updates,
+    deployments,
+    capabilities: new DeviceCapabilities(store),
+    actions,
+    shellSessions: new ShellSessions({ store, organizations }),
+    filePulls: new FilePulls({ store, organizations, blobs, config }),
     async close() {
       // The series first: the values it still writes tell their folders.
       await series.close();
       await folderMessages.close();
       await watchdog.close();
+      await deployments.close();
+      await actions.close();
       mailer.close();
     },
   };

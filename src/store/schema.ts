@@ -83,6 +83,8 @@ export interface Database {
     public_key: string | null;
     /** Newest check-in timestamp accepted (ISO, UTC, milliseconds): an older or equal one is a replay. */
     checkin_at: string | null;
+    /** JSON object of capability name → boolean (shell, action, filesystem, update-progress). */
+    capabilities: string;
     created_at: string;
     updated_at: string;
   };
@@ -127,6 +129,9 @@ export interface Database {
     /** JSON saved filter of a dynamic group; null for a static group. */
     filter: string | null;
     priority: number;
+    update_policy: 'no_update' | 'exact_match';
+    /** The version an exact_match group's devices should run. */
+    target_version: string | null;
     created_at: string;
     updated_at: string;
   };
@@ -215,4 +220,122 @@ export interface Database {
   provisioning_pins: { pin: number; code_hash: string; created_at: string; device_id: string | null; secret: string | null; entered_by: string | null };
   send_counters: { key: string; window_start: string; count: number };
   auth_throttle: { key: string; failures: number; window_start: string; blocked_until: string | null };
+  package_signing_keys: { id: string; org_id: string; name: string; public_key: string; fingerprint: string; created_by: string; created_at: string; revoked_at: string | null };
+  packages: {
+    id: string;
+    org_id: string;
+    version: string;
+    device_type: string;
+    /** JSON object of string values, `requires:<key>` conditions among them. */
+    metadata: string;
+    size: number;
+    /** Hex SHA-256 of the content; '' while uploading. */
+    sha256: string;
+    blob_key: string;
+    /** Base64 detached Ed25519 signature of the content, and the organization key it verified with. */
+    signature: string | null;
+    signing_key_id: string | null;
+    status: 'uploading' | 'ready';
+    created_by: string;
+    created_at: string;
+    ready_at: string | null;
+  };
+  group_packages: { group_id: string; package_id: string };
+  deployments: {
+    id: string;
+    org_id: string;
+    group_id: string;
+    name: string;
+    target_version: string;
+    status: 'scheduled' | 'running' | 'paused' | 'cancelled' | 'completed';
+    /** JSON list of phases: {size?: number, percent?: number, startAt?: ISO} */
+    phases: string;
+    /** JSON {days?: number[] (0 = Sunday), start: 'HH:MM', end: 'HH:MM'} in UTC, or null */
+    maintenance_window: string | null;
+    /** Percent of a phase's devices that may fail before the deployment pauses itself. */
+    failure_threshold: number;
+    /** Index of the phase being rolled out. */
+    current_phase: number;
+    /** Failures of the current phase an operator accepted by resuming: they alone do not pause it again. */
+    accepted_failures: number;
+    paused_reason: string | null;
+    start_at: string | null;
+    created_by: string;
+    created_at: string;
+    updated_at: string;
+    finished_at: string | null;
+  };
+  deployment_devices: {
+    deployment_id: string;
+    device_id: string;
+    phase: number;
+    status: 'scheduled' | 'pending' | 'downloading' | 'installing' | 'success' | 'failure' | 'cancelled';
+    package_id: string | null;
+    progress: number | null;
+    reason: string | null;
+    updated_at: string;
+    finished_at: string | null;
+  };
+  device_updates: {
+    device_id: string;
+    org_id: string;
+    package_id: string;
+    target_version: string;
+    deployment_id: string | null;
+    status: 'pending' | 'downloading' | 'installing' | 'success' | 'failure';
+    progress: number | null;
+    reason: string | null;
+    created_at: string;
+    updated_at: string;
+  };
+  /** Deployment steps (device_id null) and device update reports, oldest first by id. */
+  update_events: { id: string; org_id: string; deployment_id: string | null; device_id: string | null; kind: string; details: string; at: string };
+  device_actions: { device_id: string; action_id: string; name: string; description: string; details: string; updated_at: string };
+  action_runs: {
+    id: string;
+    org_id: string;
+    device_id: string;
+    action_id: string;
+    status: 'pending' | 'sent' | 'succeeded' | 'failed' | 'timeout' | 'cancelled';
+    exit_code: number | null;
+    output: Buffer | null;
+    error: string | null;
+    requested_by_type: string;
+    requested_by_id: string;
+    created_at: string;
+    sent_at: string | null;
+    finished_at: string | null;
+  };
+  shell_sessions: {
+    id: string;
+    org_id: string;
+    device_id: string;
+    opened_by_type: string;
+    opened_by_id: string;
+    status: 'waiting' | 'attached' | 'closed';
+    /** The node the operator's socket is on. */
+    node: string;
+    created_at: string;
+    attached_at: string | null;
+    closed_at: string | null;
+    close_reason: string | null;
+    bytes_to_device: number;
+    bytes_from_device: number;
+  };
+  file_pulls: {
+    id: string;
+    org_id: string;
+    device_id: string;
+    path: string;
+    status: 'pending' | 'uploading' | 'done' | 'failed';
+    blob_key: string | null;
+    size: number | null;
+    sha256: string | null;
+    error: string | null;
+    requested_by_type: string;
+    requested_by_id: string;
+    created_at: string;
+    finished_at: string | null;
+  };
+  device_logs: { id: string; org_id: string; device_id: string; device_timestamp: string; at: string; name: string; entry: string; created_at: string };
 }

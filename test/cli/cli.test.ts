@@ -1,99 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { buildProgram } from '../../src/cli/main.ts';
 import { verifyPassword } from '../../src/core/secrets.ts';
 import { insertUser } from '../../src/services/users.ts';
 import { migrations } from '../../src/store/migrations/index.ts';
 import { openStore } from '../../src/store/store.ts';
 import { backends, type TestDatabase } from '../helpers/backends.ts';
-import { freePort, killChildren, spawnFleetd, waitFor, type Spawned } from '../helpers/process.ts';
+import { freePort, spawnFleetd, waitFor, type Spawned } from '../helpers/process.ts';
+import { describeRun, fleetd, tempDir } from './program-run.ts';
 
-const packageVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const migrationNames = Object.keys(migrations);
-
-const tempDirs: string[] = [];
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fleetd-cli-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
-after(() => {
-  // Whatever a failed test left running or on disk.
-  killChildren();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a fleetd command to its end (killed after 30 s, which fails the test). */
-async function fleetd(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; input?: string }): Promise<Run> {
-  const run = spawnFleetd(args, options);
-  const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
-  const { code, signal } = await run.exited;
-  clearTimeout(timer);
-  assert.equal(signal, null, `fleetd ${args.join(' ')} was killed by ${signal}\n${run.stderr()}`);
-  return { code, stdout: run.stdout(), stderr: run.stderr() };
-}
-
-const describeRun = (run: Run) => `exit ${run.code}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
-
-/** Every command of the CLI with its path of names, the program first. */
-function commandPaths(command: Command, path: string[] = []): Array<{ path: string[]; command: Command }> {
-  return [{ path, command }, ...command.commands.flatMap((sub) => commandPaths(sub, [...path, sub.name()]))];
-}
-
-describe('fleetd (the program)', () => {
-  let cwd: string;
-  before(() => {
-    cwd = tempDir();
-  });
-
-  it('--help of the program and of every command lists its options and subcommands, and exits 0', async () => {
-    const all = commandPaths(buildProgram());
-    const names = all.map((c) => c.path.join(' '));
-    for (const name of ['', 'serve', 'migrate', 'config', 'admin', 'admin create']) assert.ok(names.includes(name), `fleetd ${name} is a command`);
-    // Three at a time: each start costs a couple of CPU seconds, and all at once on two cores would near the kill timer.
-    const checkHelp = async ({ path, command }: (typeof all)[number]) => {
-      const run = await fleetd([...path, '--help'], { cwd });
-      const context = `fleetd ${path.join(' ')} --help: ${describeRun(run)}`;
-      assert.equal(run.code, 0, context);
-      assert.ok(run.stdout.startsWith(`Usage: fleetd ${path.map((p) => `${p} `).join('')}`), context);
-      assert.ok(run.stdout.includes('--help'), context);
-      for (const option of command.options) assert.ok(run.stdout.includes(option.flags), `lists ${option.flags}: ${context}`);
-      for (const sub of command.commands) assert.ok(run.stdout.includes(sub.name()), `lists ${sub.name()}: ${context}`);
-      if (path.length > 0 && command.commands.length === 0) {
-        // A command running on the configuration takes every key as a flag.
-        for (const flag of ['--config <file>', '--port <value>', '--database <value>', '--oidc-role-map <value>']) assert.ok(run.stdout.includes(flag), `lists ${flag}: ${context}`);
-      }
-    };
-    for (let i = 0; i < all.length; i += 3) await Promise.all(all.slice(i, i + 3).map(checkHelp));
-  });
-
-  it('--version prints the version of the package', async () => {
-    const run = await fleetd(['--version'], { cwd });
-    assert.equal(run.code, 0, describeRun(run));
-    assert.equal(run.stdout.trim(), packageVersion);
-  });
-
-  it('an unknown command exits non-zero and says so', async () => {
-    const run = await fleetd(['bogus'], { cwd });
-    assert.notEqual(run.code, 0, describeRun(run));
-    assert.match(run.stderr, /unknown command 'bogus'/);
-  });
-});
 
 describe('fleetd config', () => {
   let cwd: string;

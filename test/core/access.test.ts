@@ -67,9 +67,10 @@ describe('authorize', () => {
     assert.equal(refusal(() => authorize(key, 'user.read', { userId: 'usr_me' })), 'not_found');
   });
 
-  it('gives a device no management action, even in its own organization', () => {
+  it('gives a device no management action, even in its own organization, and only reading of its packages', () => {
     const device: Principal = { kind: 'device', deviceId: 'dev_1', orgId: 'o', keyId: 'key_2' };
-    for (const action of actions) assert.equal(can(device, action, { orgId: 'o', userId: 'usr_me' }), false, action);
+    for (const action of actions) assert.equal(can(device, action, { orgId: 'o', userId: 'usr_me' }), action === 'package.read', action);
+    assert.equal(refusal(() => authorize(device, 'package.read', { orgId: 'p' })), 'not_found');
   });
 
   it('lets only the device itself report its state, and read itself', () => {

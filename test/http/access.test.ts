@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { systemActor } from '../../src/services/actor.ts';
 import { backends } from '../helpers/backends.ts';
 import { login, memberWithRole, request, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -55,6 +58,37 @@ const orgRoutes: Array<{ method: string; path: string; body?: Record<string, unk
   { method: 'GET', path: '/api/orgs/{orgId}/rrduino-profiles/{clientId}' },
   { method: 'PATCH', path: '/api/orgs/{orgId}/rrduino-profiles/{clientId}', body: { key: 'taken-over' } },
   { method: 'DELETE', path: '/api/orgs/{orgId}/rrduino-profiles/{clientId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/packages' },
+  // A JSON body where a form belongs: refused as not found before the body is looked at.
+  { method: 'POST', path: '/api/orgs/{orgId}/packages', body: { version: 'v1', deviceType: 'intruder' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/packages/{packageId}' },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/packages/{packageId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/packages/{packageId}/content' },
+  { method: 'POST', path: '/api/orgs/{orgId}/packages/{packageId}/link' },
+  { method: 'GET', path: '/api/orgs/{orgId}/signing-keys' },
+  { method: 'POST', path: '/api/orgs/{orgId}/signing-keys', body: { name: 'intruder', publicKey: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAs3Sqwtxi4C0SjicmPahFtpJU5J0Kb2EmP2bfZ34tt+g=\n-----END PUBLIC KEY-----\n' } },
+  { method: 'DELETE', path: '/api/orgs/{orgId}/signing-keys/{signingKeyId}' },
+  { method: 'PUT', path: '/api/orgs/{orgId}/groups/{groupId}/update-policy', body: { policy: 'exact_match', targetVersion: 'v1' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/groups/{groupId}/packages' },
+  { method: 'PUT', path: '/api/orgs/{orgId}/groups/{groupId}/packages', body: { packageIds: ['{packageId}'] } },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}/update' },
+  { method: 'GET', path: '/api/orgs/{orgId}/deployments' },
+  { method: 'POST', path: '/api/orgs/{orgId}/deployments', body: { groupId: '{groupId}', targetVersion: 'v1' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/deployments/{deploymentId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/deployments/{deploymentId}/devices' },
+  { method: 'GET', path: '/api/orgs/{orgId}/deployments/{deploymentId}/events' },
+  { method: 'POST', path: '/api/orgs/{orgId}/deployments/{deploymentId}/pause' },
+  { method: 'POST', path: '/api/orgs/{orgId}/deployments/{deploymentId}/resume' },
+  { method: 'POST', path: '/api/orgs/{orgId}/deployments/{deploymentId}/cancel' },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}/actions' },
+  { method: 'POST', path: '/api/orgs/{orgId}/devices/{deviceId}/actions/{actionId}/runs' },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}/action-runs' },
+  { method: 'GET', path: '/api/orgs/{orgId}/devices/{deviceId}/action-runs/{runId}' },
+  { method: 'POST', path: '/api/orgs/{orgId}/devices/{deviceId}/action-runs/{runId}/cancel' },
+  { method: 'POST', path: '/api/orgs/{orgId}/devices/{deviceId}/file-pulls', body: { path: '/etc/hostname' } },
+  { method: 'GET', path: '/api/orgs/{orgId}/file-pulls/{pullId}' },
+  { method: 'GET', path: '/api/orgs/{orgId}/file-pulls/{pullId}/content' },
+  { method: 'GET', path: '/api/orgs/{orgId}/shell-sessions' },
 ];
 
 const fill = (path: string, values: Record<string, string>) => path.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? assert.fail(`no value for ${name}`));
@@ -63,7 +97,7 @@ for (const backend of await backends()) {
   describe(`access [${backend.name}]`, { skip: backend.skip }, () => {
     let server: TestServer;
     const A = { id: '', slug: 'default' };
-    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '', groupId: '', pendingId: '', tokenId: '', clientId: 'b-client' };
+    const B = { id: '', slug: 'bravo', ownerId: '', memberId: '', keyId: '', deviceId: '', groupId: '', pendingId: '', tokenId: '', clientId: 'b-client', packageId: '', signingKeyId: '', deploymentId: '', actionId: 'reboot', runId: '', pullId: '' };
     let ownerA: Caller & { userId: string };
     let adminA: Caller & { userId: string };
     let operatorA: Caller & { userId: string };
@@ -102,6 +136,14 @@ for (const backend of await backends()) {
         resources: await db.selectFrom('resources').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
         revisions: await db.selectFrom('resource_revisions').innerJoin('resources', 'resources.id', 'resource_revisions.resource_id').select('resource_revisions.id').where('resources.org_id', '=', orgId).orderBy('resource_revisions.id').execute(),
         rrduino: await db.selectFrom('rrduino_profiles').selectAll().where('org_id', '=', orgId).orderBy('client_id').execute(),
+        packages: await db.selectFrom('packages').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        signingKeys: await db.selectFrom('package_signing_keys').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        groupPackages: await db.selectFrom('group_packages').innerJoin('device_groups', 'device_groups.id', 'group_packages.group_id').select(['group_packages.group_id', 'group_packages.package_id']).where('device_groups.org_id', '=', orgId).orderBy('group_packages.package_id').execute(),
+        deployments: await db.selectFrom('deployments').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        deploymentDevices: await db.selectFrom('deployment_devices').innerJoin('deployments', 'deployments.id', 'deployment_devices.deployment_id').selectAll('deployment_devices').where('deployments.org_id', '=', orgId).orderBy('deployment_devices.device_id').execute(),
+        actionRuns: await db.selectFrom('action_runs').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        filePulls: await db.selectFrom('file_pulls').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
+        shellSessions: await db.selectFrom('shell_sessions').selectAll().where('org_id', '=', orgId).orderBy('id').execute(),
         audit: await db.selectFrom('audit_events').select('id').where('org_id', '=', orgId).orderBy('id').execute(),
         users: await db.selectFrom('users').select(['id', 'name', 'system_admin']).orderBy('id').execute(),
       };
@@ -131,6 +173,21 @@ for (const backend of await backends()) {
       B.pendingId = waiting.status === 'pending' ? waiting.pendingId : assert.fail(`b-waiting: ${JSON.stringify(waiting)}`);
       B.tokenId = (await created('POST', `/api/orgs/${B.id}/enrollment-tokens`, admin(), { name: 'b token' })).id;
       await created('POST', `/api/orgs/${B.id}/rrduino-profiles`, admin(), { clientId: B.clientId, key: 'b-key', deviceId: B.deviceId });
+      B.packageId = (await server.services.packages.upload(systemActor, B.id, { version: 'v1', deviceType: 'b' }, Readable.from([Buffer.from('b firmware')]))).id;
+      const bSigningKey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      B.signingKeyId = (await created('POST', `/api/orgs/${B.id}/signing-keys`, admin(), { name: 'b key', publicKey: bSigningKey })).id;
+      B.deploymentId = (await server.services.deployments.create(systemActor, B.id, { groupId: B.groupId, targetVersion: 'v1' })).id;
+      const bDevice = { id: B.deviceId, orgId: B.id };
+      await server.services.capabilities.set(bDevice, { action: true, filesystem: true, shell: true });
+      await server.services.actions.advertise(bDevice, [{ id: B.actionId, name: 'Reboot' }]);
+      B.runId = (await server.services.actions.run(systemActor, B.id, B.deviceId, B.actionId)).id;
+      // A pull asks an online device; B's is offline, so its record is written as a finished pull would be.
+      B.pullId = 'fpl_b';
+      const at = new Date().toISOString();
+      await server.services.store.db
+        .insertInto('file_pulls')
+        .values({ id: B.pullId, org_id: B.id, device_id: B.deviceId, path: '/etc/hostname', status: 'failed', blob_key: null, size: null, sha256: null, error: 'offline', requested_by_type: 'user', requested_by_id: 'system', created_at: at, finished_at: at })
+        .execute();
     });
     after(async () => {
       await server?.close();
@@ -151,7 +208,7 @@ for (const backend of await backends()) {
       const callers = [ownerA, keyA, deviceKeyA];
       for (const org of [B.id, B.slug]) {
         for (const route of orgRoutes) {
-          const values = { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId, groupId: B.groupId, pendingId: B.pendingId, tokenId: B.tokenId, clientId: B.clientId };
+          const values = { orgId: org, userId: B.memberId, keyId: B.keyId, deviceId: B.deviceId, groupId: B.groupId, pendingId: B.pendingId, tokenId: B.tokenId, clientId: B.clientId, packageId: B.packageId, signingKeyId: B.signingKeyId, deploymentId: B.deploymentId, actionId: B.actionId, runId: B.runId, pullId: B.pullId };
           const path = fill(route.path, values);
           const body = route.body && (JSON.parse(fill(JSON.stringify(route.body), values)) as Record<string, unknown>);
           for (const caller of callers) {

@@ -84,7 +84,7 @@ for (const database of await backends()) {
         const id = newId('dev');
         await store.db
           .insertInto('devices')
-          .values({ id, org_id: orgId, name: id, model: null, firmware: null, metadata: '{}', last_seen_at: null, connected_node: null, reported: '{}', reported_version: 0, desired: '{}', desired_version: 0, external_id: null, public_key: null, checkin_at: null, created_at: now, updated_at: now })
+          .values({ id, org_id: orgId, name: id, model: null, firmware: null, metadata: '{}', last_seen_at: null, connected_node: null, reported: '{}', reported_version: 0, desired: '{}', desired_version: 0, external_id: null, public_key: null, checkin_at: null, capabilities: '{}', created_at: now, updated_at: now })
           .execute();
         return { id, orgId };
       };

@@ -144,6 +144,8 @@ for (const backend of await backends()) {
         description: '',
         filter: JSON.stringify(i % 3 === 0 ? { tags: ['many'], metadata: { n: 7 } } : { tags: ['many'], metadata: { n: i } }),
         priority: 0,
+        update_policy: 'no_update' as const,
+        target_version: null,
         created_at: nowIso(),
         updated_at: nowIso(),
       }));

@@ -5,8 +5,8 @@ import type { Credentials } from '../../services/authenticator.ts';
 import { sendDevicesDeny, sendShellyDeny } from './send-deny.ts';
 import { DeviceSession, type DeviceUpgrade, type Flavor, type SessionOptions } from './session.ts';
 
-const shelly: Flavor = { endpoint: 'shelly', deny: sendShellyDeny, desired: false };
-const devices: Flavor = { endpoint: 'devices', deny: sendDevicesDeny, desired: true };
+const shelly: Flavor = { endpoint: 'shelly', deny: sendShellyDeny, desired: false, notifications: false };
+const devices: Flavor = { endpoint: 'devices', deny: sendDevicesDeny, desired: true, notifications: true };
 
 /**
  * The device endpoints: `/shelly`, where unchanged Shelly Gen2+ devices dial in (without

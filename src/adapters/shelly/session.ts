@@ -9,6 +9,7 @@ import { closeCodes, type FleetSocket } from '../../hub/socket.ts';
 import type { Logger } from '../../log.ts';
 import type { Device } from '../../services/devices.ts';
 import { OutgoingCalls } from '../jsonrpc/calls.ts';
+import type { Params } from '../jsonrpc/messages.ts';
 import type { NotificationMessage } from '../jsonrpc/parse.ts';
 import type { FinalDecision } from '../../services/admission.ts';
 import { admit, type Admitting } from './admit.ts';
@@ -39,6 +40,8 @@ export interface Flavor {
   deny(send: (text: string) => void, close: (code: number, reason: string) => void): void;
   /** fleetd's own devices are told their desired state; Shelly devices have no such method. */
   desired: boolean;
+  /** fleetd's own devices hear fleetd's notifications (Fleetd.UpdateAvailable); Shelly devices know none. */
+  notifications: boolean;
 }
 
 export interface SessionOptions {
@@ -195,6 +198,7 @@ export class DeviceSession {
       call: connected.call,
       close: (code, reason) => this.socket.close(code, reason),
       ...(this.flavor.desired && { desired: (state) => this.sendDesired(state) }),
+      ...(this.flavor.notifications && { notify: (method, params) => this.sendNotification(method, params) }),
     };
     this.attaching = this.hub.links.attach({ id: device.id, orgId: device.orgId }, link);
     try {
@@ -277,7 +281,12 @@ export class DeviceSession {
   }
 
   private sendDesired(state: { desired: StateDocument; version: number; delta: StateDocument | null }): void {
-    this.send(JSON.stringify({ jsonrpc: '2.0', method: 'Device.Desired', params: { desired: state.desired, version: state.version, delta: state.delta } }));
+    this.sendNotification('Device.Desired', { desired: state.desired, version: state.version, delta: state.delta });
+  }
+
+  /** A JSON-RPC notification, framed as Device.Desired is: fleetd's own devices read `jsonrpc` and no `src`. */
+  private sendNotification(method: string, params: Params): void {
+    this.send(JSON.stringify({ jsonrpc: '2.0', method, params }));
   }
 
   /** Status writes one after another, in the order the frames came; a failure is logged and the next one runs. */

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { metadataKeyPattern } from '../../services/device-query.ts';
-import { maxMembersPerCall } from '../../services/groups.ts';
+import { maxGroupPackages, maxMembersPerCall, type UpdatePolicy } from '../../services/groups.ts';
 import type { Services } from '../../services/index.ts';
 import { actorOf } from '../access.ts';
 import { authErrors, Name, Nullable, Page, PageQuery, Timestamp } from '../schemas.ts';
@@ -36,9 +36,16 @@ const Group = Type.Object({
   kind: Type.Union([Type.Literal('static'), Type.Literal('dynamic')], { description: 'dynamic exactly when the group has a filter' }),
   filter: Nullable(Filter),
   priority: Type.Integer(),
+  updatePolicy: Type.Union([Type.Literal('no_update'), Type.Literal('exact_match')], { description: "What the group's devices update to: nothing, or exactly targetVersion" }),
+  targetVersion: Nullable(Type.String()),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
+const Version = Type.String({ minLength: 1, maxLength: 200 });
+const PackageSet = Type.Object(
+  { packageIds: Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: maxGroupPackages, description: 'Packages the devices may be given; none: every package of the organization' }) },
+  { additionalProperties: false },
+);
 const GroupParams = Type.Object({ ...OrgParams.properties, groupId: Type.String({ minLength: 1, maxLength: 100 }) });
 const MemberParams = Type.Object({ ...GroupParams.properties, deviceId: DeviceId });
 const Editable = {
@@ -115,6 +122,53 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = as
       await groups.delete(actorOf(request), request.params.orgId, request.params.groupId);
       return reply.status(204).send(null);
     },
+  );
+
+  app.put(
+    '/orgs/:orgId/groups/:groupId/update-policy',
+    {
+      config: { access: { actions: ['device.manage'] } },
+      schema: {
+        tags: ['groups'],
+        summary: "Set what the group's devices update to (admins): no_update, or exact_match with targetVersion",
+        description: 'A device follows the policy of its effective group (its highest-priority one) unless a running deployment holds it. Its devices online are told to check for updates.',
+        params: GroupParams,
+        body: Type.Union(
+          [
+            Type.Object({ policy: Type.Literal('no_update') }, { additionalProperties: false }),
+            Type.Object({ policy: Type.Literal('exact_match'), targetVersion: Version }, { additionalProperties: false }),
+          ],
+          { description: 'exact_match needs targetVersion; no_update takes none' },
+        ),
+        response: { 200: Group, ...authErrors(404) },
+      },
+    },
+    async (request) => groups.setUpdatePolicy(actorOf(request), request.params.orgId, request.params.groupId, request.body as UpdatePolicy),
+  );
+
+  app.get(
+    '/orgs/:orgId/groups/:groupId/packages',
+    {
+      config: { access: { actions: ['device.read'] } },
+      schema: { tags: ['groups'], summary: "The group's package set, oldest package first", params: GroupParams, response: { 200: PackageSet, ...authErrors(404) } },
+    },
+    async (request) => ({ packageIds: await groups.packageIds(actorOf(request).principal, request.params.orgId, request.params.groupId) }),
+  );
+
+  app.put(
+    '/orgs/:orgId/groups/:groupId/packages',
+    {
+      config: { access: { actions: ['device.manage'] } },
+      schema: {
+        tags: ['groups'],
+        summary: "Replace the group's package set (admins); [] clears it",
+        description: "The update check resolves over these packages (RDFM's group packages); with none, over every package of the device's type. A package that is not the organization's: 409, and nothing changes. Its devices online are told to check for updates.",
+        params: GroupParams,
+        body: PackageSet,
+        response: { 200: PackageSet, ...authErrors(404, 409) },
+      },
+    },
+    async (request) => ({ packageIds: await groups.setPackages(actorOf(request), request.params.orgId, request.params.groupId, request.body.packageIds) }),
   );
 
   app.get(

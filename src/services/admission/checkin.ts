@@ -1,5 +1,6 @@
-import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { constants, verify, type KeyObject } from 'node:crypto';
 import { badRequest, unauthenticated } from '../../core/errors.ts';
+import { canonicalPem, parsePublicKeyPem } from '../../core/public-keys.ts';
 import type { StateDocument } from '../../core/device-state.ts';
 
 /** What a device signs to check in: the raw bytes of this JSON body are what the signature covers. */
@@ -23,22 +24,11 @@ const minRsaBits = 2048;
 // Verifying with a larger modulus or exponent costs more for nothing a device needs.
 const maxRsaBits = 8192;
 const maxRsaExponent = 2n ** 32n;
-const pemShape = /^-----BEGIN PUBLIC KEY-----\r?\n[A-Za-z0-9+/=\r\n]+-----END PUBLIC KEY-----\s*$/;
 const base64Shape = /^[A-Za-z0-9+/]+={0,2}$/;
 
-/**
- * The device's public key, refused (400) unless it is a PEM public key of a kind fleetd verifies.
- * Only `BEGIN PUBLIC KEY`: Node would also derive a public key from a private key or a certificate,
- * and neither should be stored.
- */
+/** The device's public key, refused (400) unless it is a PEM public key of a kind fleetd verifies. */
 export function parseCheckinKey(pem: string): CheckinKey {
-  if (!pemShape.test(pem)) throw badRequest('publicKey must be a PEM public key (-----BEGIN PUBLIC KEY-----)');
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: pem, format: 'pem' });
-  } catch {
-    throw badRequest('publicKey is not a readable PEM public key');
-  }
+  const key = parsePublicKeyPem(pem);
   if (key.asymmetricKeyType === 'rsa') {
     const { modulusLength = 0, publicExponent = 0n } = key.asymmetricKeyDetails ?? {};
     if (modulusLength < minRsaBits || modulusLength > maxRsaBits) throw badRequest(`An RSA publicKey must have ${minRsaBits} to ${maxRsaBits} bits; this one has ${modulusLength}`);
@@ -46,7 +36,7 @@ export function parseCheckinKey(pem: string): CheckinKey {
   } else if (key.asymmetricKeyType !== 'ed25519') {
     throw badRequest(`publicKey must be an Ed25519 or RSA key, not ${key.asymmetricKeyType ?? 'unknown'}`);
   }
-  return { pem: key.export({ type: 'spki', format: 'pem' }).toString(), key };
+  return { pem: canonicalPem(key), key };
 }
 
 /** Refuses (401) unless `signature` (base64) signs `body` with the key: Ed25519, or RSA-SHA256 PKCS#1 v1.5. */
@@ -64,10 +54,4 @@ export function checkCheckinClock(timestamp: number, windowSeconds: number, now 
   if (Math.abs(timestamp - now) > windowSeconds * 1000) {
     throw unauthenticated(`The check-in timestamp is more than ${windowSeconds} s away from the server clock (${new Date(now).toISOString()}); fix the device's clock`);
   }
-}
-
-/** `SHA256:<base64>` of the key, as admins compare it with what the device shows. */
-export function keyFingerprint(pem: string): string {
-  const der = createPublicKey(pem).export({ type: 'spki', format: 'der' });
-  return `SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}`;
 }

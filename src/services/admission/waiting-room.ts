@@ -6,7 +6,7 @@ import type { JsonValue } from '../../hub/bus.ts';
 import type { Database } from '../../store/schema.ts';
 import { isUniqueViolation, type Db } from '../../store/store.ts';
 import { nowIso } from '../../store/page.ts';
-import { keyFingerprint } from './checkin.ts';
+import { keyFingerprint } from '../../core/public-keys.ts';
 
 /** What a device says of itself when it asks to be admitted. */
 export interface AdmissionInfo {

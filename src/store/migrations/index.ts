@@ -4,6 +4,7 @@ import * as devices from './0002_devices.ts';
 import * as deviceRegistry from './0003_device_registry.ts';
 import * as hub from './0004_hub.ts';
 import * as data from './0005_data.ts';
+import * as ota from './0006_ota.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_device_registry': deviceRegistry,
   '0004_hub': hub,
   '0005_data': data,
+  '0006_ota': ota,
 };

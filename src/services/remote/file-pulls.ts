@@ -1,0 +1,200 @@
+import { Readable } from 'node:stream';
+import type { BlobStore } from '../../blob/blob-store.ts';
+import type { Config } from '../../config/keys.ts';
+import { authorize, type Principal } from '../../core/access.ts';
+import { conflict, FleetError, forbidden, notFound } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import { nowIso } from '../../store/page.ts';
+import type { Database } from '../../store/schema.ts';
+import type { Store } from '../../store/store.ts';
+import { actorRef, type Actor } from '../actor.ts';
+import { recordAudit } from '../audit.ts';
+import type { Organizations } from '../organizations.ts';
+import { requireCapability, requireOnline, targetDevice, type DeviceRef } from './target-device.ts';
+
+/** A file asked of a device, and where its copy is once the device sent it. */
+export interface FilePull {
+  id: string;
+  deviceId: string;
+  /** The path on the device, as the operator gave it. */
+  path: string;
+  status: PullRow['status'];
+  size: number | null;
+  /** Hex SHA-256 of the bytes received. */
+  sha256: string | null;
+  error: string | null;
+  requestedBy: { type: string; id: string };
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+type PullRow = Database['file_pulls'];
+
+/** A finished pull's file: its size and digest, and its bytes from `range.start` to `range.end` (inclusive) when given. */
+export interface PulledFile {
+  pull: FilePull;
+  size: number;
+  sha256: string;
+  open(range?: { start: number; end: number }): Promise<Readable>;
+}
+
+const toPull = (row: PullRow): FilePull => ({
+  id: row.id,
+  deviceId: row.device_id,
+  path: row.path,
+  status: row.status,
+  size: row.size,
+  sha256: row.sha256,
+  error: row.error,
+  requestedBy: { type: row.requested_by_type, id: row.requested_by_id },
+  createdAt: row.created_at,
+  finishedAt: row.finished_at,
+});
+
+const pullBlobKey = (orgId: string, pullId: string) => `pulls/${orgId}/${pullId}`;
+
+const tooLarge = (max: number) => new FleetError('payload_too_large', `The file is larger than ${max} bytes (maxFilePullSize)`);
+
+/** Passes `content` on, failing once more than `max` bytes went through: the blob write then stops and leaves nothing. */
+function capped(content: Readable, max: number): Readable {
+  return Readable.from(
+    (async function* () {
+      let received = 0;
+      for await (const chunk of content) {
+        received += (chunk as Buffer).length;
+        if (received > max) throw tooLarge(max);
+        yield chunk as Buffer;
+      }
+    })(),
+  );
+}
+
+/**
+ * Files pulled from devices into blob storage. An admin asks (the device must offer `filesystem` and
+ * be connected); the device is told by its adapter and uploads the bytes once with its own
+ * credential, streamed to storage with a size cap and a SHA-256, or says why it cannot.
+ */
+export class FilePulls {
+  readonly #store: Store;
+  readonly #organizations: Organizations;
+  readonly #blobs: BlobStore;
+  readonly #config: Config;
+
+  constructor(options: { store: Store; organizations: Organizations; blobs: BlobStore; config: Config }) {
+    this.#store = options.store;
+    this.#organizations = options.organizations;
+    this.#blobs = options.blobs;
+    this.#config = options.config;
+  }
+
+  /** Records the request (pending); the caller then tells the device, and calls `fail` if it cannot. */
+  async request(actor: Actor, orgIdOrSlug: string, deviceId: string, path: string): Promise<FilePull> {
+    const device = await targetDevice(this.#store.db, this.#organizations, actor.principal, orgIdOrSlug, deviceId, 'device.files');
+    requireCapability(device, 'filesystem');
+    requireOnline(device);
+    const who = actorRef(actor.principal);
+    const row: PullRow = {
+      id: newId('pull'),
+      org_id: device.orgId,
+      device_id: device.id,
+      path,
+      status: 'pending',
+      blob_key: null,
+      size: null,
+      sha256: null,
+      error: null,
+      requested_by_type: who.type,
+      requested_by_id: who.id,
+      created_at: nowIso(),
+      finished_at: null,
+    };
+    await this.#store.transaction(async (tx) => {
+      await tx.insertInto('file_pulls').values(row).execute();
+      await recordAudit(tx, actor, { orgId: device.orgId, action: 'device.file_pull', target: { type: 'device', id: device.id }, details: { pullId: row.id, path } });
+    });
+    return toPull(row);
+  }
+
+  async get(principal: Principal, orgIdOrSlug: string, pullId: string): Promise<FilePull> {
+    return toPull(await this.#readable(principal, orgIdOrSlug, pullId));
+  }
+
+  /** The pulled file, to be read whole or in part; only a finished pull has one (409). */
+  async download(principal: Principal, orgIdOrSlug: string, pullId: string): Promise<PulledFile> {
+    const row = await this.#readable(principal, orgIdOrSlug, pullId);
+    const key = row.blob_key;
+    if (row.status !== 'done' || key === null) throw conflict(`The pull is ${row.status}: there is no file yet`, { status: row.status });
+    return {
+      pull: toPull(row),
+      size: row.size!,
+      sha256: row.sha256!,
+      open: async (range) => {
+        const content = await this.#blobs.getStream(key, range);
+        // A finished pull whose file is gone is damage to report, not a missing pull to hide.
+        if (!content) throw new FleetError('internal', `The file of pull ${row.id} is missing from blob storage`);
+        return content.stream;
+      },
+    };
+  }
+
+  /**
+   * The device's upload: taken once, streamed to blob storage. `declaredSize` (Content-Length) above
+   * maxFilePullSize is refused before anything is read. Any failure (too large, the device breaking
+   * off) ends the pull failed with nothing stored.
+   */
+  async receive(device: DeviceRef, pullId: string, content: Readable, declaredSize?: number): Promise<FilePull> {
+    const row = await this.#ofDevice(device, pullId);
+    const max = this.#config.maxFilePullSize;
+    if (declaredSize !== undefined && declaredSize > max) {
+      await this.#finishFailed(row.id, ['pending'], 'the file is too large');
+      throw tooLarge(max);
+    }
+    const taken = await this.#store.db.updateTable('file_pulls').set({ status: 'uploading' }).where('id', '=', row.id).where('status', '=', 'pending').executeTakeFirst();
+    if (taken.numUpdatedRows === 0n) throw conflict(`The pull is ${(await this.#ofDevice(device, pullId)).status}: it takes no upload`);
+    const key = pullBlobKey(row.org_id, row.id);
+    try {
+      const stored = await this.#blobs.putStream(key, capped(content, max));
+      const done: Partial<PullRow> = { status: 'done', blob_key: key, size: stored.size, sha256: stored.sha256, finished_at: nowIso() };
+      await this.#store.db.updateTable('file_pulls').set(done).where('id', '=', row.id).execute();
+      return toPull({ ...row, ...done });
+    } catch (error) {
+      await this.#blobs.delete(key).catch(() => {});
+      const reason = error instanceof FleetError && error.code === 'payload_too_large' ? 'the file is too large' : 'the upload broke off';
+      await this.#finishFailed(row.id, ['uploading'], reason);
+      throw error;
+    }
+  }
+
+  /** The device cannot send the file (no such file, not readable...): the pull ends failed with its reason. */
+  async reportFailure(device: DeviceRef, pullId: string, error: string): Promise<FilePull> {
+    const row = await this.#ofDevice(device, pullId);
+    if (!(await this.#finishFailed(row.id, ['pending'], error))) throw conflict(`The pull is ${row.status}: it is not waiting for the device`);
+    return toPull(await this.#ofDevice(device, pullId));
+  }
+
+  /** The device could not be told of the pull. */
+  async fail(pullId: string, error: string): Promise<void> {
+    await this.#finishFailed(pullId, ['pending'], error);
+  }
+
+  async #finishFailed(pullId: string, from: Array<PullRow['status']>, error: string): Promise<boolean> {
+    const updated = await this.#store.db.updateTable('file_pulls').set({ status: 'failed', error, finished_at: nowIso() }).where('id', '=', pullId).where('status', 'in', from).executeTakeFirst();
+    return updated.numUpdatedRows > 0n;
+  }
+
+  async #readable(principal: Principal, orgIdOrSlug: string, pullId: string): Promise<PullRow> {
+    const org = await this.#organizations.resolve(orgIdOrSlug);
+    authorize(principal, 'device.files', { orgId: org.id });
+    const row = await this.#store.db.selectFrom('file_pulls').selectAll().where('org_id', '=', org.id).where('id', '=', pullId).executeTakeFirst();
+    if (!row) throw notFound('File pull');
+    return row;
+  }
+
+  /** A pull of the device's organization; another device's is forbidden to it. */
+  async #ofDevice(device: DeviceRef, pullId: string): Promise<PullRow> {
+    const row = await this.#store.db.selectFrom('file_pulls').selectAll().where('org_id', '=', device.orgId).where('id', '=', pullId).executeTakeFirst();
+    if (!row) throw notFound('File pull');
+    if (row.device_id !== device.id) throw forbidden('A device sends only the files pulled from it');
+    return row;
+  }
+}
