@@ -205,9 +205,11 @@ async function compare(targets: Array<{ name: string; send: () => Promise<number
       const cpuAfter = t.pid ? cpuSeconds(t.pid()) : undefined;
       totals[i]!.points += result.points;
       totals[i]!.seconds += result.seconds;
-      if (cpuBefore !== undefined && cpuAfter !== undefined) totals[i]!.serverCpu! += cpuAfter - cpuBefore;
+      const cpu = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+      if (cpu !== undefined && totals[i]!.serverCpu !== undefined) totals[i]!.serverCpu += cpu;
       else totals[i]!.serverCpu = undefined;
-      log(`  round ${round + 1} ${t.name}: ${format(rate(result))} points/s`);
+      // The CPU per point of each round shows how steady a figure is on a shared machine.
+      log(`  round ${round + 1} ${t.name}: ${format(rate(result))} points/s${cpu === undefined ? '' : `, ${cpuPerPoint({ ...result, serverCpu: cpu })} CPU/point`}`);
     }
   }
   return totals;

@@ -197,7 +197,7 @@ export interface Database {
     last_num: number | null;
     last_text: string | null;
     last_blob_key: string | null;
-    /** JSON RrdDefinition, and the JSON RrdState of its archives. */
+    /** JSON RrdDefinition, and the RrdState of its archives as services/series/state-encoding.ts writes it. */
     rrd: string | null;
     rrd_state: string | null;
   };

@@ -171,6 +171,8 @@ export const seriesRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
         ),
         response: { 200: Type.Object({ results: Type.Record(Type.String(), Type.Union([Stored, ValueError])) }), ...authErrors(400) },
       },
+      // The handler builds exactly the schema's shapes; fastify's serializer would test each result against both shapes of the union.
+      serializerCompiler: () => (data) => JSON.stringify(data),
     },
     async (request) => {
       const results = await series.recordMany(actorOf(request), { values: request.body.values, timestamp: parseTime(request.body.timestamp, 'timestamp') });

@@ -1,5 +1,6 @@
 import type { RrdDefinition } from '../../core/rrd.ts';
 import type { RrdState } from '../../core/rrd-archive.ts';
+import { decodeState } from './state-encoding.ts';
 
 /** Most definitions kept parsed: sequences mostly share a few (the defaults, a folder's). */
 const maxDefinitions = 1000;
@@ -40,7 +41,7 @@ export class ArchiveStates {
       this.#entries.delete(id);
       if (entry.text === text) return entry.state;
     }
-    return JSON.parse(text) as RrdState;
+    return decodeState(text);
   }
 
   /** Remembers the state of sequence `id` committed as `text`; the caller no longer changes it. */

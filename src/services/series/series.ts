@@ -13,6 +13,7 @@ import { correctDeviceTime } from './clock-correction.ts';
 import { IngestQueue } from './ingest-queue.ts';
 import { consolidatedValues, lastValue, rawValues, type ConsolidatedQuery, type ConsolidatedSeries, type RawQuery, type SeriesValue } from './queries.ts';
 import { pruneSequences } from './retention.ts';
+import { SequencePaths } from './sequence-paths.ts';
 import type { SequenceDataType } from './settings.ts';
 import { stateFields, stateMatcher } from './state-fields.ts';
 import { StateRecorder } from './state-recorder.ts';
@@ -21,7 +22,7 @@ import { writeBatch, type CommittedValue, type IngestResult, type IngestValue } 
 export type { CommittedValue, IngestResult, IngestValue } from './write-batch.ts';
 export type { ConsolidatedQuery, ConsolidatedSeries, RawQuery, SeriesValue } from './queries.ts';
 
-export type SeriesConfig = Pick<Config, 'blobThreshold' | 'ingestBatchSize' | 'ingestFlushInterval' | 'ingestQueueSize' | 'retentionInterval' | 'stateSequences'>;
+export type SeriesConfig = Pick<Config, 'blobThreshold' | 'cacheTtl' | 'ingestBatchSize' | 'ingestFlushInterval' | 'ingestQueueSize' | 'retentionInterval' | 'stateSequences'>;
 
 export interface SeriesOptions {
   store: Store;
@@ -71,6 +72,7 @@ export class Series {
   readonly #committedListeners = new Set<(values: CommittedValue[]) => void>();
   readonly #recorder: StateRecorder;
   readonly #archiveStates = new ArchiveStates();
+  readonly #paths: SequencePaths;
   #stopRecording: (() => void) | undefined;
   #retention: NodeJS.Timeout | undefined;
   #pruning: Promise<unknown> | undefined;
@@ -83,6 +85,7 @@ export class Series {
     this.#config = options.config;
     this.#logger = options.logger;
     this.#events = options.events;
+    this.#paths = new SequencePaths({ store: options.store, resources: options.resources, ttlMs: options.config.cacheTtl * 1000 });
     this.#queue = new IngestQueue({
       capacity: options.config.ingestQueueSize,
       batchSize: options.config.ingestBatchSize,
@@ -130,7 +133,9 @@ export class Series {
 
   /** Writes one value (at `t` ms, default now) to the sequence at a full path the actor may write. */
   async record(actor: Actor, path: string, value: number | string | Buffer, t = Date.now()): Promise<{ stored: boolean }> {
-    const sequence = await this.#sequenceAt(actor.principal, path, 'write');
+    const [sequence] = await this.#paths.resolveMany(actor.principal, [path], 'write');
+    if (sequence instanceof FleetError) throw sequence;
+    if (sequence?.type !== 'sequence') throw notASequence(path);
     const [result] = await this.ingest([{ sequenceId: sequence.id, t, value }]);
     if (!result || 'error' in result) throw result?.error ?? new FleetError('internal', 'The value got no result');
     return result;
@@ -143,7 +148,7 @@ export class Series {
   async recordMany(actor: Actor, bulk: BulkValues): Promise<Record<string, RecordResult>> {
     const t = await this.#bulkTime(actor.principal, bulk);
     const paths = Object.keys(bulk.values);
-    const located = await this.#resources.resolveMany(actor.principal, paths, 'write');
+    const located = await this.#paths.resolveMany(actor.principal, paths, 'write');
     const results: Record<string, RecordResult> = {};
     const wanted: Array<{ path: string; value: IngestValue }> = [];
     paths.forEach((path, i) => {
@@ -201,14 +206,9 @@ export class Series {
     return results;
   }
 
-  async #sequenceAt(p: Principal | undefined, path: string, need: 'read' | 'write'): Promise<ResourceInfo> {
-    const resource = await this.#resources.resolve(p, path, need);
-    if (resource.type !== 'sequence') throw notASequence(path);
-    return resource;
-  }
-
   async #sequenceRow(p: Principal | undefined, path: string): Promise<{ resource: ResourceInfo; row: Database['sequences'] }> {
-    const resource = await this.#sequenceAt(p, path, 'read');
+    const resource = await this.#resources.resolve(p, path, 'read');
+    if (resource.type !== 'sequence') throw notASequence(path);
     const row = await this.#store.db.selectFrom('sequences').selectAll().where('resource_id', '=', resource.id).executeTakeFirst();
     if (!row) throw notFound('Sequence');
     return { resource, row };

@@ -5,7 +5,8 @@ import { createRrdState, updateRrd, type RrdState } from '../../core/rrd-archive
 import type { Database } from '../../store/schema.ts';
 import type { Db, Store } from '../../store/store.ts';
 import { parseDefinition, type ArchiveStates } from './archive-states.ts';
-import { updateRows, upsertRows } from './multi-row.ts';
+import { writeBatchRows, type ArchiveRow, type BatchRows, type SequenceState, type ValueRow } from './batch-writes.ts';
+import { encodeState } from './state-encoding.ts';
 
 export interface IngestValue {
   sequenceId: string;
@@ -47,8 +48,6 @@ type SequenceRow = Pick<Database['sequences'], SequenceColumn> & { path: string;
 type Coerced = number | string | Buffer;
 
 const idPattern = /^[A-Za-z0-9_-]{1,100}$/;
-const valueColumns = ['sequence_id', 't', 'num', 'text', 'data', 'blob_key'] as const;
-const rrdColumns = ['sequence_id', 'archive', 'slot', 't', 'value'] as const;
 
 /** Where an image value too large for the database is kept: one key per (sequence, time), as the value itself. */
 const imageBlobKey = (sequenceId: string, t: number) => `seq/${sequenceId}/${t}`;
@@ -97,14 +96,7 @@ async function uploadLargeImages(deps: WriteBatchDeps, values: IngestValue[]): P
   return keys;
 }
 
-/** What a batch changes of a sequence, in the order of `sequenceColumns`, then its id. */
-type SequenceState = [lastT: number | null, lastNum: number | null, lastText: string | null, lastBlobKey: string | null, lastStoredT: number | null, rrdState: string | null, id: string];
-const sequenceColumns = ['last_t', 'last_num', 'last_text', 'last_blob_key', 'last_stored_t', 'rrd_state'] as const;
-const sequenceTypes = ['bigint', 'double precision', 'text', 'text', 'bigint', 'text', 'text'] as const;
-
-interface BatchRows {
-  values: unknown[][];
-  rrdRows: unknown[][];
+interface BatchOutcome extends BatchRows {
   results: IngestResult[];
   committed: CommittedValue[];
   /** Archive states taken from `states`, with the text they are stored as once committed. */
@@ -116,7 +108,7 @@ interface BatchRows {
  * (a time not after their last update leaves them as they are, the value is stored all the same),
  * the last value. Adds the rows to write and the results; returns the sequence's new state.
  */
-function applySequence(row: SequenceRow, entries: Array<{ index: number; t: number; value: Coerced }>, blobKeys: Map<number, string>, states: ArchiveStates, out: BatchRows): SequenceState {
+function applySequence(row: SequenceRow, entries: Array<{ index: number; t: number; value: Coerced }>, blobKeys: Map<number, string>, states: ArchiveStates, out: BatchOutcome): SequenceState {
   const interval = row.min_storage_interval * 1000;
   let lastStored = row.last_stored_t;
   const last: [number | null, number | null, string | null, string | null] = [row.last_t, row.last_num, row.last_text, row.last_blob_key];
@@ -125,10 +117,10 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
   let state: RrdState | null | undefined;
   let rrdChanged = false;
   // An archive slot written twice in one batch keeps its newest row.
-  const rrdRows = new Map<number, unknown[]>();
+  const archiveRows = new Map<number, ArchiveRow>();
   const path = `/${row.slug}${row.path}`;
   const folderId = row.parent_id ?? '';
-  let previousRow: unknown[] | undefined;
+  let previousRow: ValueRow | undefined;
   entries.sort((a, b) => a.t - b.t);
   for (const { index, t, value } of entries) {
     const stored = interval === 0 || lastStored === null || t >= lastStored + interval;
@@ -139,7 +131,7 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
       lastStored = t;
       const data = blobKey === null && Buffer.isBuffer(value) ? value : null;
       // Sorted by time, so the same time twice is the previous row: the later value replaces it.
-      if (previousRow !== undefined && previousRow[1] === t) previousRow.splice(2, 4, num, text, data, blobKey);
+      if (previousRow !== undefined && previousRow[1] === t) [previousRow[2], previousRow[3], previousRow[4], previousRow[5]] = [num, text, data, blobKey];
       else out.values.push((previousRow = [row.resource_id, t, num, text, data, blobKey]));
     }
     if (definition && num !== null) {
@@ -151,7 +143,7 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
         state = update.state;
         rrdChanged = true;
         // At most 20 archives (core/rrd.ts): the key is unique per (slot, archive).
-        for (const r of update.rows) rrdRows.set(r.slot * 32 + r.archive, [row.resource_id, r.archive, r.slot, r.t, r.value]);
+        for (const r of update.rows) archiveRows.set(r.slot * 32 + r.archive, [row.resource_id, r.archive, r.slot, r.t, r.value]);
       }
     }
     if (last[0] === null || t >= last[0]) {
@@ -163,8 +155,8 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
     out.results[index] = stored ? storedResult : skippedResult;
     out.committed.push({ orgId: row.org_id, sequenceId: row.resource_id, path, folderId, t, value: num ?? text, stored });
   }
-  for (const r of rrdRows.values()) out.rrdRows.push(r);
-  const rrdState = rrdChanged ? JSON.stringify(state) : row.rrd_state;
+  for (const r of archiveRows.values()) out.archiveRows.push(r);
+  const rrdState = rrdChanged && state ? encodeState(state) : row.rrd_state;
   if (state && rrdState !== null) out.states.push({ id: row.resource_id, text: rrdState, state });
   return [...last, lastStored, rrdState, row.resource_id];
 }
@@ -177,7 +169,7 @@ function applySequence(row: SequenceRow, entries: Array<{ index: number; t: numb
 export async function writeBatch(deps: WriteBatchDeps, values: IngestValue[]): Promise<{ results: IngestResult[]; committed: CommittedValue[] }> {
   const results: IngestResult[] = new Array(values.length);
   const blobKeys = await uploadLargeImages(deps, values);
-  const out: BatchRows = { values: [], rrdRows: [], results, committed: [], states: [] };
+  const out: BatchOutcome = { values: [], archiveRows: [], sequences: [], results, committed: [], states: [] };
   // The store's commit listeners drop identity caches cluster-wide; values are no identity data.
   await deps.store.db.transaction().execute(async (tx) => {
     const ids = [...new Set(values.filter((v) => typeof v.sequenceId === 'string' && idPattern.test(v.sequenceId)).map((v) => v.sequenceId))];
@@ -193,11 +185,8 @@ export async function writeBatch(deps: WriteBatchDeps, values: IngestValue[]): P
       if (!list) bySequence.set(row.resource_id, (list = []));
       list.push({ index, t: v.t, value });
     });
-    const states: SequenceState[] = [];
-    for (const [id, entries] of bySequence) states.push(applySequence(sequences.get(id)!, entries, blobKeys, deps.states, out));
-    await upsertRows(deps.store, tx, 'sequence_values', valueColumns, ['sequence_id', 't'], out.values);
-    await upsertRows(deps.store, tx, 'rrd_rows', rrdColumns, ['sequence_id', 'archive', 'slot'], out.rrdRows);
-    await updateRows(deps.store, tx, 'sequences', sequenceColumns, 'resource_id', sequenceTypes, states);
+    for (const [id, entries] of bySequence) out.sequences.push(applySequence(sequences.get(id)!, entries, blobKeys, deps.states, out));
+    await writeBatchRows(deps.store, tx, out);
   });
   for (const { id, text, state } of out.states) deps.states.keep(id, text, state);
   await removeUnused(deps.blobs, blobKeys, results);

@@ -5,6 +5,7 @@ import * as deviceRegistry from './0003_device_registry.ts';
 import * as hub from './0004_hub.ts';
 import * as data from './0005_data.ts';
 import * as ota from './0006_ota.ts';
+import * as seriesSpeed from './0007_series_speed.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_hub': hub,
   '0005_data': data,
   '0006_ota': ota,
+  '0007_series_speed': seriesSpeed,
 };
