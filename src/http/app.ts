@@ -84,8 +84,10 @@ export async function buildApp({ config, services, hub, logger, ready, registry 
   app.addSchema(ErrorBody);
   app.setErrorHandler((error, request, reply) => sendError(error as Error, request, reply));
   app.setNotFoundHandler((request, reply) => sendError(new FleetError('not_found', `No route ${request.method} ${request.url.split('?')[0]}`), request, reply));
-  app.addHook('onSend', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request, and a promise each is measurable.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
 
   await app.register(cookie);

@@ -198,9 +198,12 @@ export class Packages {
    */
   async downloadLink(pkg: Package, baseUrl: string, options: { deviceId?: string; ttlSeconds?: number } = {}): Promise<DownloadLink> {
     const ttlSeconds = options.ttlSeconds ?? this.config.packageLinkTtl;
-    const expiresAt = Math.floor(Date.now() / 1000) + ttlSeconds;
+    const now = Math.floor(Date.now() / 1000);
+    if (this.blobs.presignedGetUrl) return { url: await this.blobs.presignedGetUrl(packageBlobKey(pkg.orgId, pkg.id), ttlSeconds), expiresAt: new Date((now + ttlSeconds) * 1000).toISOString() };
+    // Rounded up to an eighth of the lifetime, so that a device polling often gets the same link (signed once) for a while.
+    const step = Math.max(1, Math.floor(ttlSeconds / 8));
+    const expiresAt = Math.ceil((now + ttlSeconds) / step) * step;
     const expires = new Date(expiresAt * 1000).toISOString();
-    if (this.blobs.presignedGetUrl) return { url: await this.blobs.presignedGetUrl(packageBlobKey(pkg.orgId, pkg.id), ttlSeconds), expiresAt: expires };
     const token = this.links.sign({ packageId: pkg.id, orgId: pkg.orgId, deviceId: options.deviceId, expiresAt });
     return { url: `${baseUrl}/api/packages/download/${token}`, expiresAt: expires };
   }
