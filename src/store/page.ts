@@ -48,3 +48,18 @@ export function contains(column: string, text: string): RawBuilder<boolean> {
   const pattern = `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
   return sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
 }
+
+/**
+ * Every page of a paged list, up to `max` items: for the adapters whose protocols answer lists whole
+ * (rhizo, RDFM).
+ */
+export async function allPages<T>(fetch: (page: PageRequest) => Promise<Page<T>>, max = Number.POSITIVE_INFINITY): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await fetch({ limit: maxPageSize, cursor });
+    items.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined && items.length < max);
+  return items.slice(0, max);
+}

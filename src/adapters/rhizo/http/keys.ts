@@ -6,7 +6,7 @@ import type { ApiKey } from '../../../services/api-keys.ts';
 import { findDeviceFolder } from '../../../services/resources/device-folders.ts';
 import { actorOf } from '../../../http/access.ts';
 import { orBadRequest, Params, rhizoTimestampOf } from './forms.ts';
-import { allPages } from './pages.ts';
+import { allPages } from '../../../store/page.ts';
 import type { RhizoOptions } from './plugin.ts';
 import { asController } from './controllers.ts';
 

@@ -7,7 +7,7 @@ import { slugPattern, type Organization } from '../../../services/organizations.
 import { actorOf } from '../../../http/access.ts';
 import { Params, rhizoTimestampOf } from './forms.ts';
 import type { RhizoOptions } from './plugin.ts';
-import { allPages } from './pages.ts';
+import { allPages } from '../../../store/page.ts';
 
 /**
  * rhizo's organizations and their users. An organization is fleetd's (its folder name is the slug);

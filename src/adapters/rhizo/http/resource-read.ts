@@ -7,7 +7,7 @@ import { maxRawLimit } from '../../../services/series/queries.ts';
 import { sequenceInfo } from '../../../services/series/settings.ts';
 import { resourceDict, resourceTypeNamed } from './dicts.ts';
 import { csvTimestamp, type Params } from './forms.ts';
-import { allPages } from './pages.ts';
+import { allPages } from '../../../store/page.ts';
 
 /** GET /api/v1/resources/<path> once the resource is found: metadata, a listing, sequence values or file content. */
 

@@ -5,7 +5,7 @@ import type { User } from '../../../services/users.ts';
 import { normalizeEmail } from '../../../services/users.ts';
 import { actorOf } from '../../../http/access.ts';
 import { Params, rhizoTimestampOf } from './forms.ts';
-import { allPages } from './pages.ts';
+import { allPages } from '../../../store/page.ts';
 import type { RhizoOptions } from './plugin.ts';
 
 /** rhizo's user records; fleetd users log in by email, which is also their rhizo user name. */
