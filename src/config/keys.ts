@@ -165,6 +165,11 @@ export const configKeys = {
   actionTimeout: { schema: Type.Integer({ minimum: 1, maximum: 604800, default: 7200 }), description: 'Seconds a device has to report the result of an action it was sent; then the run counts as timed out.' },
   actionQueueSize: { schema: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }), description: 'Most action runs waiting for one device; more are refused (429) until some are sent.' },
   maxFilePullSize: { schema: Type.Integer({ minimum: 1, maximum: 1099511627776, default: 1073741824 }), description: 'Largest file a device may upload when a file is pulled from it, in bytes.' },
+  rdfmOrg: {
+    schema: Type.String({ maxLength: 100, default: '' }),
+    allowed: 'empty, or an organization id or slug',
+    description: "The organization of RDFM's clients, which know none: where RDFM devices wait and join, and what rdfm-mgmt manages; empty: devices wait for a system admin, and rdfm-mgmt acts on its API key's organization (or its user's only one).",
+  },
 } satisfies Record<string, KeyDefinition>;
 
 export type ConfigKey = keyof typeof configKeys;

@@ -123,6 +123,6 @@ export async function buildApp({ config, services, hub, logger, ready, registry 
     { prefix: '/api' },
   );
   await app.register(rhizoPlugin, { services, bodyLimit: config.bodyLimit });
-  await app.register(rdfmPlugin, { services, config });
+  await app.register(rdfmPlugin, { services, config, events: hub.events });
   return app;
 }

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Multipart, MultipartFile, MultipartValue } from '@fastify/multipart';
@@ -14,9 +17,21 @@ const formLimits = { fieldSize: 256 * 1024, fieldNameSize: 1024, fields: 110, pa
 const maxFormOverhead = 1024 * 1024;
 const namedFields = new Set(['version', 'deviceType', 'signature', 'metadata']);
 
+/** How a form other than fleetd's own is read (RDFM's). */
+export interface PackageFormReading {
+  /** The package's description from the text fields, by name in the order sent: fleetd's fields by default. */
+  inputOf?: (fields: ReadonlyMap<string, unknown>) => PackageInput;
+  /**
+   * A folder where the file waits, on disk, until the whole form is read: for clients that send
+   * text fields after the file (RDFM's). Without it the file must be the last part.
+   */
+  spoolDir?: string;
+}
+
 /**
  * Reads a package upload (multipart/form-data: text fields, then the `file` part, last) and hands
- * the file to `store` as a stream while it arrives, never whole in memory. A form that goes wrong
+ * the file to `store` as a stream while it arrives, never whole in memory (with `spoolDir`, the parts
+ * come in any order and the file is handed over from disk once the form ended). A form that goes wrong
  * after the file started (a part after it, a malformed body, a client gone) fails the stream, so
  * that `store` removes what it stored and rejects with that error.
  */
@@ -24,6 +39,7 @@ export async function receivePackageForm<T>(
   request: FastifyRequest,
   maxPackageSize: number,
   store: (input: PackageInput, content: Readable) => Promise<T>,
+  { inputOf = packageInput, spoolDir }: PackageFormReading = {},
 ): Promise<T> {
   try {
     if (!request.isMultipart()) throw new FleetError('unsupported_media_type', 'Send the package as multipart/form-data: fields version and deviceType, then the file part');
@@ -44,7 +60,8 @@ export async function receivePackageForm<T>(
       if (done) throw badRequest('The form has no file part: send the fields, then the package as the part named file');
       if (part.type === 'file') {
         if (part.fieldname !== 'file') throw badRequest(`Unexpected file part ${JSON.stringify(part.fieldname.slice(0, 100))}: the package is the part named file`);
-        return await storeFile(maxPackageSize, part, packageInput(fields), next, store);
+        if (spoolDir !== undefined) return await spoolFile(spoolDir, maxPackageSize, part, fields, next, (content) => store(inputOf(fields), content));
+        return await storeFile(maxPackageSize, part, inputOf(fields), next, store);
       }
       addField(fields, part);
     }
@@ -84,7 +101,7 @@ function addField(fields: Map<string, unknown>, part: MultipartValue): void {
 }
 
 /** The fields as the service takes them: named ones, and every other field a metadata key. */
-function packageInput(fields: Map<string, unknown>): PackageInput {
+function packageInput(fields: ReadonlyMap<string, unknown>): PackageInput {
   for (const name of ['version', 'deviceType']) {
     if (!fields.has(name)) throw new FleetError('validation_failed', `${name} is required, before the file part`, { details: [{ field: name, message: 'is required' }] });
   }
@@ -137,6 +154,47 @@ async function storeFile<T>(
   };
   feed().catch((error: unknown) => content.destroy(formError(error, maxPackageSize)));
   return stored;
+}
+
+/**
+ * Writes the file part to a temporary file of `spoolDir`, reads the text fields after it, then
+ * stores the temporary file (so `inputOf` sees every field). The file is unlinked as soon as it is
+ * open, so that even a crash leaves nothing behind (where the system allows it; else it goes at the end).
+ */
+async function spoolFile<T>(
+  spoolDir: string,
+  maxPackageSize: number,
+  part: MultipartFile,
+  fields: Map<string, unknown>,
+  next: () => Promise<IteratorResult<Multipart>>,
+  store: (content: Readable) => Promise<T>,
+): Promise<T> {
+  await mkdir(spoolDir, { recursive: true });
+  const path = join(spoolDir, `upload-${randomUUID()}`);
+  const file = await open(path, 'wx+');
+  // Both streams leave the file open for the other; the handle closes once they are destroyed.
+  const written = file.createWriteStream({ autoClose: false });
+  const read = file.createReadStream({ start: 0, autoClose: false });
+  try {
+    await rm(path).catch(() => {});
+    try {
+      await pipeline(part.file, written);
+    } catch (error) {
+      throw formError(error, maxPackageSize);
+    }
+    for (;;) {
+      const { value: after, done } = await next();
+      if (done) break;
+      if (after.type === 'file') throw badRequest('The form has more than one file part');
+      addField(fields, after);
+    }
+    return await store(read);
+  } finally {
+    written.destroy();
+    read.destroy();
+    await file.close();
+    await rm(path, { force: true });
+  }
 }
 
 const tooLarge = (maxPackageSize: number) => new FleetError('payload_too_large', `A package may have at most ${maxPackageSize} bytes`);

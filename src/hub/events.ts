@@ -12,6 +12,7 @@ export const hubEventNames = [
   'device.status',
   'device.notification',
   'device.info',
+  'device.update',
   'admission.pending',
   'admission.accepted',
   'admission.denied',
@@ -22,7 +23,8 @@ export type HubEventName = (typeof hubEventNames)[number];
  * Something that happened in the hub, for clients watching devices. `data` by name:
  * device.online {node}, device.offline {node, reason}, device.status {changed} (only the changed
  * fields), device.notification {method, params} (a Shelly NotifyEvent gives one event per entry of
- * params.events, with data {event, component?, ...entry}), device.info {info},
+ * params.events, with data {event, component?, ...entry}), device.info {info}, device.update
+ * {status, progress, reason, version, packageId, deploymentId} (a device's report on its update),
  * admission.pending {pendingId, externalId, endpoint, info}, admission.accepted {pendingId, externalId,
  * deviceId}, admission.denied {pendingId, externalId}.
  */

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { clientEndpoint } from '../adapters/client/endpoint.ts';
 import { rdfmDeviceEndpoints } from '../adapters/rdfm/device/endpoints.ts';
+import { rdfmShellEndpoint } from '../adapters/rdfm/management/shell-endpoint.ts';
 import { relayEndpoint } from '../adapters/relay/endpoint.ts';
 import { startRelayCompat } from '../adapters/relay/compat.ts';
 import { rhizoWebSocketEndpoint } from '../adapters/rhizo/websocket/endpoint.ts';
@@ -79,7 +80,7 @@ export interface HubListeners {
 /** Serves the hub's WebSocket endpoints on the API's HTTP server, and the Paikea-compatible listeners when configured. */
 export async function listenHub(hub: Hub, server: Server): Promise<HubListeners> {
   const actionDispatch = await startActionDispatch(hub);
-  const sockets: WebSocketServer = attachWebSockets(server, [...shellyEndpoints(hub), clientEndpoint(hub), relayEndpoint(hub), rhizoWebSocketEndpoint(hub), ...shellEndpoints(hub), ...rdfmDeviceEndpoints(hub)], {
+  const sockets: WebSocketServer = attachWebSockets(server, [...shellyEndpoints(hub), clientEndpoint(hub), relayEndpoint(hub), rhizoWebSocketEndpoint(hub), ...shellEndpoints(hub), ...rdfmDeviceEndpoints(hub), rdfmShellEndpoint(hub)], {
     limits: limitsFromConfig(hub.config),
     metrics: hub.metrics,
     logger: hub.logger.child({ component: 'ws' }),

@@ -11,7 +11,7 @@ import { isUniqueViolation, type Db, type Store } from '../store/store.ts';
 import { actorRef, type Actor } from './actor.ts';
 import { checkCheckinClock, parseCheckinKey, verifyCheckinSignature, type CheckinBody } from './admission/checkin.ts';
 import { findEnrollmentToken, newEnrollmentToken, takeTokenUse, toEnrollmentToken, tokenRefusal, type EnrollmentToken } from './admission/enrollment-tokens.ts';
-import { enterWaitingRoom, toPendingDevice, type AdmissionInfo, type PendingDevice, type PendingRow } from './admission/waiting-room.ts';
+import { enterWaitingRoom, toPendingDevice, waitingKeys, type AdmissionInfo, type PendingDevice, type PendingRow } from './admission/waiting-room.ts';
 import { recordAudit } from './audit.ts';
 import { findDevice, insertDevice, type Device, type Devices } from './devices.ts';
 import type { Organization, Organizations } from './organizations.ts';
@@ -306,6 +306,11 @@ export class Admission {
     if (filter.state) query = query.where('state', '=', filter.state);
     const result = await paginate(query, 'id', page);
     return { items: result.items.map(toPendingDevice), nextCursor: result.nextCursor };
+  }
+
+  /** The whole keys of entries the caller listed with listPending (no authorization here), by pending id. */
+  async publicKeysOf(pendingIds: readonly string[]): Promise<Map<string, string>> {
+    return waitingKeys(this.#options.store.db, pendingIds);
   }
 
   /**

@@ -29,6 +29,8 @@ export interface DeviceGroup {
   /** What its devices update to: nothing, or exactly `targetVersion` (RDFM's policies). */
   updatePolicy: UpdatePolicy['policy'];
   targetVersion: string | null;
+  /** Free string keys (RDFM's groups are nothing else: `rdfm.group.name`, `rdfm.group.description`). */
+  metadata: Record<string, string>;
   createdAt: string;
   updatedAt: string;
 }
@@ -42,6 +44,8 @@ export interface GroupInput {
   priority?: number;
   /** A filter makes the group dynamic; without one it is static and starts empty. */
   filter?: DeviceFilter | null;
+  /** Replaces the whole metadata on a change. */
+  metadata?: Record<string, string>;
 }
 
 /**
@@ -69,6 +73,7 @@ const toGroup = (row: GroupRow): DeviceGroup => ({
   priority: row.priority,
   updatePolicy: row.update_policy,
   targetVersion: row.target_version,
+  metadata: JSON.parse(row.metadata) as Record<string, string>,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -121,6 +126,7 @@ export class Groups {
       priority: input.priority ?? 0,
       update_policy: 'no_update',
       target_version: null,
+      metadata: JSON.stringify(input.metadata ?? {}),
       created_at: now,
       updated_at: now,
     };
@@ -141,6 +147,7 @@ export class Groups {
       if (changes.description !== undefined) values.description = changes.description;
       if (changes.priority !== undefined) values.priority = changes.priority;
       if (changes.filter !== undefined) values.filter = serializeFilter(changes.filter);
+      if (changes.metadata !== undefined) values.metadata = JSON.stringify(changes.metadata);
       // The update comes first: it locks the row, so that members cannot be added while the kind changes.
       const updated = await uniquelyNamed(changes.name, tx.updateTable('device_groups').set(values).where('org_id', '=', org.id).where('id', '=', groupId).executeTakeFirst());
       if (updated.numUpdatedRows === 0n) throw notFound('Group');

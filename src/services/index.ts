@@ -114,7 +114,7 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
   await packages.sweepAbandonedUploads();
   const notices = new UpdateNotices(bus, logger.child({ component: 'update-notices' }));
   const groups = new Groups(store, organizations, notices);
-  const updates = new Updates({ store, organizations, groups, packages, decisions: updateDecisions });
+  const updates = new Updates({ store, organizations, groups, packages, decisions: updateDecisions, events, logger: logger.child({ component: 'updates' }) });
   const deployments = new Deployments({ store, organizations, groups, notices, logger: logger.child({ component: 'deployments' }), rolloutInterval: config.rolloutInterval });
   deployments.start();
   const admission = new Admission({ store, organizations, devices, events, bus, config, logger: logger.child({ component: 'admission' }) });

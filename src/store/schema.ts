@@ -132,6 +132,8 @@ export interface Database {
     update_policy: 'no_update' | 'exact_match';
     /** The version an exact_match group's devices should run. */
     target_version: string | null;
+    /** JSON object of free string keys. */
+    metadata: string;
     created_at: string;
     updated_at: string;
   };
@@ -338,4 +340,6 @@ export interface Database {
     finished_at: string | null;
   };
   device_logs: { id: string; org_id: string; device_id: string; device_timestamp: string; at: string; name: string; entry: string; created_at: string };
+  /** RDFM's integer for a fleetd id, per kind of object (adapters/rdfm/ids.ts). */
+  rdfm_ids: { kind: string; number: number; fleetd_id: string };
 }

@@ -34,8 +34,9 @@ interface SeenRoute {
  * POST /api/rpc authorizes each JSON-RPC method by that method's own declaration.
  */
 const authenticatedOnly = new Set(['GET /api/auth/me', 'POST /api/auth/logout', 'POST /api/rpc']);
-/** Routes of the RDFM adapter, which speak RDFM's error body rather than fleetd's. */
-const rdfmRoutes = new Set(['/api/v1/update/check', '/api/v1/logs']);
+/** Routes of the RDFM adapter (src/adapters/rdfm), which speak RDFM's error body rather than fleetd's; rhizo's /api/v1 routes speak fleetd's. */
+const rdfmPrefixes = ['/api/v1/auth/', '/api/v1/update/', '/api/v1/logs', '/api/v1/devices', '/api/v1/packages', '/api/v1/groups', '/api/v1/permissions', '/api/v2/', '/api/stream'];
+const isRdfmRoute = (url: string) => rdfmPrefixes.some((prefix) => url.startsWith(prefix));
 
 const accessOf = (route: SeenRoute) => route.options.config?.access as AccessDeclaration | undefined;
 const hidden = (route: SeenRoute) => (route.options.schema as { hide?: boolean } | undefined)?.hide === true;
@@ -140,9 +141,10 @@ for (const backend of await backends()) {
           continue;
         }
         assert.equal(reply.status, 401, `${label(route)} without credentials`);
-        // RDFM's device routes answer with RDFM's error body, {"error": "<message>"} (src/adapters/rdfm).
-        if (rdfmRoutes.has(route.url)) assert.equal(typeof reply.body.error, 'string', label(route));
-        else if (route.method !== 'HEAD') assert.equal(reply.body.error.code, 'unauthenticated', label(route));
+        // RDFM's routes answer with RDFM's error body, {"error": "<message>"}.
+        if (route.method === 'HEAD') continue;
+        if (isRdfmRoute(route.url)) assert.equal(typeof reply.body.error, 'string', label(route));
+        else assert.equal(reply.body.error.code, 'unauthenticated', label(route));
       }
     });
 

@@ -146,6 +146,7 @@ for (const backend of await backends()) {
         priority: 0,
         update_policy: 'no_update' as const,
         target_version: null,
+        metadata: '{}',
         created_at: nowIso(),
         updated_at: nowIso(),
       }));

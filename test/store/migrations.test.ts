@@ -90,7 +90,7 @@ const rows: { [T in keyof Database]: Database[T] } = {
     created_at: at,
     revoked_at: null,
   },
-  device_groups: { id: 'grp_1', org_id: 'org_1', name: 'Cellar', description: '', filter: null, priority: 0, update_policy: 'exact_match', target_version: 'v2', created_at: at, updated_at: at },
+  device_groups: { id: 'grp_1', org_id: 'org_1', name: 'Cellar', description: '', filter: null, priority: 0, update_policy: 'exact_match', target_version: 'v2', metadata: '{"rdfm.group.name":"Cellar"}', created_at: at, updated_at: at },
   device_group_members: { group_id: 'grp_1', device_id: 'dev_1' },
   hub_events: { id: 'evt_1', org_id: 'org_1', device_id: 'dev_1', name: 'device.online', data: '{}', at },
   hub_nodes: { id: 'node-1', started_at: at, seen_at: at },
@@ -269,6 +269,7 @@ const rows: { [T in keyof Database]: Database[T] } = {
     finished_at: at,
   },
   device_logs: { id: 'log_1', org_id: 'org_1', device_id: 'dev_1', device_timestamp: 'Wed, 02 Oct 2002 15:00:00 -0000', at: '2002-10-02T15:00:00.000Z', name: 'CPU', entry: '0.123', created_at: at },
+  rdfm_ids: { kind: 'device', number: 1, fleetd_id: 'dev_1' },
 };
 const tables = Object.keys(rows) as Array<keyof Database>;
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Type } from 'typebox';
 import { badRequest } from '../../core/errors.ts';
 
@@ -43,10 +42,3 @@ export function parseRfc822(text: string, field: string): string {
   if (Number.isNaN(ms)) throw badRequest(`${field} is not an RFC 822 datetime`);
   return new Date(ms).toISOString();
 }
-
-/**
- * RDFM names packages by integers, fleetd by text ids: the integer is 48 bits of the SHA-256 of the
- * id, stable on every node and in JSON's safe range, with no column to keep in step (collisions need
- * some 16 million packages to become likely).
- */
-export const packageNumber = (packageId: string): number => createHash('sha256').update(packageId).digest().readUIntBE(0, 6);

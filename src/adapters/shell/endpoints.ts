@@ -47,7 +47,7 @@ async function authenticateOperator(hub: Hub, request: UpgradeRequest): Promise<
   if (!principal) throw unauthenticated('A shell needs credentials: an Authorization header, a bearer.<token> subprotocol or ?token=');
   if (principal.kind === 'device') throw forbidden('Devices do not open shells: they dial back to /api/devices/shell/<session>');
   const device = await hub.services.shellSessions.checkOpen(principal, org, deviceId);
-  return { actor: { principal, ip: request.remoteAddress }, device, credentials: request.credentials, attachUrl: `${deviceShellBase(hub, request)}${devicePrefix}` };
+  return { actor: { principal, ip: request.remoteAddress }, device, credentials: request.credentials, attachUrl: deviceAttachUrl(hub, request) };
 }
 
 async function authenticateDevice(hub: Hub, request: UpgradeRequest): Promise<DeviceShellAccess> {
@@ -61,7 +61,8 @@ async function authenticateDevice(hub: Hub, request: UpgradeRequest): Promise<De
   return { device, sessionId, credentials: request.credentials };
 }
 
-function decodeSegment(segment: string): string {
+/** A path segment as text; 400 for a malformed escape. */
+export function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
@@ -70,10 +71,11 @@ function decodeSegment(segment: string): string {
 }
 
 /**
- * Where devices reach this server, as a WebSocket URL (ws:// or wss://). fleetd speaks plain HTTP
- * (TLS ends at a proxy, which X-Forwarded-Proto names), so the upgrade's socket says nothing more.
+ * Where a device dials back for its shell, as a WebSocket URL (ws:// or wss://) without the session
+ * id. fleetd speaks plain HTTP (TLS ends at a proxy, which X-Forwarded-Proto names), so the upgrade's
+ * socket says nothing more.
  */
-function deviceShellBase(hub: Hub, request: UpgradeRequest): string {
+export function deviceAttachUrl(hub: Hub, request: UpgradeRequest): string {
   const base = baseUrlOf({ headers: request.headers, socket: {} as IncomingMessage['socket'] }, hub.config);
-  return base.replace(/^http/, 'ws');
+  return `${base.replace(/^http/, 'ws')}${devicePrefix}`;
 }

@@ -38,6 +38,7 @@ const Group = Type.Object({
   priority: Type.Integer(),
   updatePolicy: Type.Union([Type.Literal('no_update'), Type.Literal('exact_match')], { description: "What the group's devices update to: nothing, or exactly targetVersion" }),
   targetVersion: Nullable(Type.String()),
+  metadata: Type.Record(Type.String(), Type.String()),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -52,6 +53,9 @@ const Editable = {
   description: Type.Optional(Description),
   priority: Type.Optional(Priority),
   filter: Type.Optional(Nullable(Filter)),
+  metadata: Type.Optional(
+    Type.Record(Type.String({ minLength: 1, maxLength: 200 }), Type.String({ maxLength: 1000 }), { maxProperties: 100, description: 'Free string keys; a change replaces them all' }),
+  ),
 };
 
 export const groupRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {

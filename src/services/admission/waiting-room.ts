@@ -55,6 +55,16 @@ export const toPendingDevice = (row: PendingRow): PendingDevice => ({
   decidedAt: row.decided_at,
 });
 
+/** The keys waiting devices sign with, whole (PEM), by pending id: RDFM's clients show them and name entries by them. */
+export async function waitingKeys(db: Db, pendingIds: readonly string[]): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  for (let start = 0; start < pendingIds.length; start += 500) {
+    const rows = await db.selectFrom('pending_devices').select(['id', 'public_key']).where('id', 'in', pendingIds.slice(start, start + 500)).execute();
+    for (const row of rows) if (row.public_key !== null) keys.set(row.id, row.public_key);
+  }
+  return keys;
+}
+
 export interface Arrival {
   endpoint: AdmissionEndpoint;
   externalId: string;

@@ -49,23 +49,42 @@ export interface ActionRun {
 /** Published with `{deviceId}` when runs wait for a device: the node holding it sends them (src/hub/action-dispatch.ts). */
 export const actionsQueuedSubject = 'fleetd.actions.queued';
 
+/**
+ * Published (payload null) when a run ends with a result, a failure or a cancellation, for whoever
+ * waits for it on any node (awaitRun). Timeouts are not announced: waiters read the run again anyway.
+ */
+const runEndedSubject = (runId: string) => `fleetd.actions.ended.${runId}`;
+
+/** The statuses a run ends in. */
+export const endedRunStatuses: readonly ActionRunStatus[] = ['succeeded', 'failed', 'timeout', 'cancelled'];
+
+/** A run as the action log lists it: without its output, which may be a MiB a run. */
+export type LoggedRun = Omit<ActionRun, 'output'>;
+
+/** Most runs the action log of one device lists: the newest. */
+export const maxLoggedRuns = 10_000;
+/** How often a waiter reads the run again, from the first pause to the longest. */
+const firstPollMs = 500;
+const maxPollMs = 10_000;
+
 type RunRow = Database['action_runs'];
 
 const toAction = (row: Database['device_actions']): DeviceAction => ({ id: row.action_id, name: row.name, description: row.description, updatedAt: row.updated_at });
 
-const toRun = (row: RunRow): ActionRun => ({
+const toLoggedRun = (row: Omit<RunRow, 'output' | 'org_id'>): LoggedRun => ({
   id: row.id,
   deviceId: row.device_id,
   actionId: row.action_id,
   status: row.status,
   exitCode: row.exit_code,
-  output: row.output === null ? null : Buffer.from(row.output).toString('base64'),
   error: row.error,
   requestedBy: { type: row.requested_by_type, id: row.requested_by_id },
   createdAt: row.created_at,
   sentAt: row.sent_at,
   finishedAt: row.finished_at,
 });
+
+const toRun = (row: RunRow): ActionRun => ({ ...toLoggedRun(row), output: row.output === null ? null : Buffer.from(row.output).toString('base64') });
 
 /** Longest pause between two sweeps for runs whose result is overdue. */
 const maxSweepIntervalMs = 30_000;
@@ -135,6 +154,13 @@ export class Actions {
     const device = await targetDevice(this.#store.db, this.#organizations, principal, orgIdOrSlug, deviceId, 'device.read');
     const rows = await this.#store.db.selectFrom('device_actions').selectAll().where('device_id', '=', device.id).orderBy('action_id').execute();
     return rows.map(toAction);
+  }
+
+  /** The device's actions with the details it advertised them with (RDFM: command, timeout). */
+  async listAdvertised(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<(DeviceAction & { details: Record<string, unknown> })[]> {
+    const device = await targetDevice(this.#store.db, this.#organizations, principal, orgIdOrSlug, deviceId, 'device.read');
+    const rows = await this.#store.db.selectFrom('device_actions').selectAll().where('device_id', '=', device.id).orderBy('action_id').execute();
+    return rows.map((row) => ({ ...toAction(row), details: JSON.parse(row.details) as Record<string, unknown> }));
   }
 
   /**
@@ -207,7 +233,100 @@ export class Actions {
     });
     const run = await this.#runOf(device.id, runId);
     if (!cancelled) throw conflict(`The run is ${run.status}: only a pending run can be cancelled`, { status: run.status });
+    this.#announceEnd(runId);
     return toRun(run);
+  }
+
+  /** The device's newest runs (at most maxLoggedRuns), oldest first, without their output. */
+  async runLog(principal: Principal, orgIdOrSlug: string, deviceId: string): Promise<LoggedRun[]> {
+    const device = await targetDevice(this.#store.db, this.#organizations, principal, orgIdOrSlug, deviceId, 'device.read');
+    const rows = await this.#store.db
+      .selectFrom('action_runs')
+      .select(['id', 'device_id', 'action_id', 'status', 'exit_code', 'error', 'requested_by_type', 'requested_by_id', 'created_at', 'sent_at', 'finished_at'])
+      .where('device_id', '=', device.id)
+      .orderBy('id', 'desc')
+      .limit(maxLoggedRuns)
+      .execute();
+    return rows.reverse().map(toLoggedRun);
+  }
+
+  /** Cancels every run waiting for the device; returns how many. */
+  async cancelPending(actor: Actor, orgIdOrSlug: string, deviceId: string): Promise<number> {
+    const device = await targetDevice(this.#store.db, this.#organizations, actor.principal, orgIdOrSlug, deviceId, 'device.control');
+    const runIds = await this.#store.transaction(async (tx) => {
+      const rows = await tx.updateTable('action_runs').set({ status: 'cancelled', finished_at: nowIso() }).where('device_id', '=', device.id).where('status', '=', 'pending').returning('id').execute();
+      const ids = rows.map((row) => row.id);
+      if (ids.length > 0) await recordAudit(tx, actor, { orgId: device.orgId, action: 'action.cancel', target: { type: 'device', id: device.id }, details: { runIds: ids } });
+      return ids;
+    });
+    for (const runId of runIds) this.#announceEnd(runId);
+    return runIds.length;
+  }
+
+  /**
+   * Deletes runs from the device's log: the ended ones (`'ended'`), or those named, all of them or
+   * none. A named run that is not the device's is not found; one sent and waiting for its result
+   * cannot be deleted (409), as the device is about to report it.
+   */
+  async deleteRuns(actor: Actor, orgIdOrSlug: string, deviceId: string, which: 'ended' | readonly string[]): Promise<number> {
+    const device = await targetDevice(this.#store.db, this.#organizations, actor.principal, orgIdOrSlug, deviceId, 'device.control');
+    return await this.#store.transaction(async (tx) => {
+      let runIds: string[];
+      if (which === 'ended') {
+        const rows = await tx.selectFrom('action_runs').select('id').where('device_id', '=', device.id).where('status', 'in', endedRunStatuses).execute();
+        runIds = rows.map((row) => row.id);
+      } else {
+        runIds = [...new Set(which)];
+        const rows = runIds.length === 0 ? [] : await tx.selectFrom('action_runs').select(['id', 'status']).where('device_id', '=', device.id).where('id', 'in', runIds).execute();
+        if (rows.length !== runIds.length) throw notFound('Action run');
+        const sent = rows.find((row) => row.status === 'sent');
+        if (sent) throw conflict(`Run ${sent.id} is sent: it cannot be deleted before its result`, { runId: sent.id });
+      }
+      // A run sent since it was read stays: its result is on its way.
+      for (let start = 0; start < runIds.length; start += 500) {
+        await tx.deleteFrom('action_runs').where('device_id', '=', device.id).where('id', 'in', runIds.slice(start, start + 500)).where('status', '!=', 'sent').execute();
+      }
+      if (runIds.length > 0) await recordAudit(tx, actor, { orgId: device.orgId, action: 'action.delete_runs', target: { type: 'device', id: device.id }, details: { count: runIds.length } });
+      return runIds.length;
+    });
+  }
+
+  /**
+   * The run once `done` says so of it, or as it is when `timeoutMs` passed or `signal` aborted. The
+   * node that ends a run wakes its waiters over the bus; the run is also read again every few
+   * seconds, as a bus message may be lost and timeouts are not announced. For a run the caller was
+   * allowed to see (it queued it, or read it).
+   */
+  async awaitRun(run: { id: string; deviceId: string }, done: (run: ActionRun) => boolean, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ActionRun> {
+    const deadline = Date.now() + options.timeoutMs;
+    let woken = false;
+    let wake = () => {};
+    const subscription = await this.#bus.subscribe(runEndedSubject(run.id), () => {
+      woken = true;
+      wake();
+      return undefined;
+    });
+    try {
+      for (let pause = firstPollMs; ; pause = Math.min(pause * 2, maxPollMs)) {
+        woken = false;
+        const current = toRun(await this.#runOf(run.deviceId, run.id));
+        const left = deadline - Date.now();
+        if (done(current) || left <= 0 || options.signal?.aborted) return current;
+        if (woken) continue;
+        await new Promise<void>((resolve) => {
+          const finish = () => {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', finish);
+            resolve();
+          };
+          const timer = setTimeout(finish, Math.min(pause, left));
+          options.signal?.addEventListener('abort', finish, { once: true });
+          wake = finish;
+        });
+      }
+    } finally {
+      subscription.unsubscribe();
+    }
   }
 
   // Dispatch: for the adapter holding the device's connection.
@@ -231,7 +350,8 @@ export class Actions {
 
   /** The device refused a sent run, or did not take it: it ends failed with the reason. */
   async fail(runId: string, error: string): Promise<void> {
-    await this.#store.db.updateTable('action_runs').set({ status: 'failed', error, finished_at: nowIso() }).where('id', '=', runId).where('status', '=', 'sent').execute();
+    const updated = await this.#store.db.updateTable('action_runs').set({ status: 'failed', error, finished_at: nowIso() }).where('id', '=', runId).where('status', '=', 'sent').executeTakeFirst();
+    if (updated.numUpdatedRows > 0n) this.#announceEnd(runId);
   }
 
   /**
@@ -249,6 +369,7 @@ export class Actions {
       .executeTakeFirst();
     const run = await this.#runOf(device.id, runId);
     if (updated.numUpdatedRows === 0n) throw conflict(`The run is ${run.status}: it does not wait for a result`, { status: run.status });
+    this.#announceEnd(runId);
     return toRun(run);
   }
 
@@ -268,6 +389,15 @@ export class Actions {
     const row = await this.#store.db.selectFrom('action_runs').selectAll().where('id', '=', runId).where('device_id', '=', deviceId).executeTakeFirst();
     if (!row) throw notFound('Action run');
     return row;
+  }
+
+  #announceEnd(runId: string): void {
+    try {
+      this.#bus.publish(runEndedSubject(runId), null);
+    } catch (error) {
+      // Waiters read the run again within seconds.
+      this.#logger.warn({ err: error, runId }, 'could not announce the end of an action run');
+    }
   }
 
   #announce(deviceId: string): void {

@@ -2,6 +2,8 @@ import { authorize, type Principal } from '../../core/access.ts';
 import { badRequest, conflict, notFound } from '../../core/errors.ts';
 import { inMaintenanceWindow, type MaintenanceWindow } from '../../core/rollout.ts';
 import { rdfmVersionKey, resolveUpdate, type Facts } from '../../core/update-resolver.ts';
+import type { EventStream } from '../../hub/events.ts';
+import type { Logger } from '../../log.ts';
 import type { Database } from '../../store/schema.ts';
 import { nowIso } from '../../store/page.ts';
 import type { Db, Store } from '../../store/store.ts';
@@ -97,6 +99,8 @@ export type UpdateDecision = { pkg: Package; target: NonNullable<Target> } | nul
  */
 export class Updates {
   readonly #store: Store;
+  readonly #events: Pick<EventStream, 'publish'> | undefined;
+  readonly #logger: Logger | undefined;
   readonly #organizations: Organizations;
   readonly #groups: Groups;
   readonly #packages: PackageCatalog;
@@ -107,8 +111,19 @@ export class Updates {
    * the same question should not cost a dozen queries each time. Any commit clears it (NodeCache), so
    * a change of policy, packages, membership or progress is seen at once.
    */
-  constructor(options: { store: Store; organizations: Organizations; groups: Groups; packages: PackageCatalog; decisions: NodeCache<UpdateDecision> }) {
+  constructor(options: {
+    store: Store;
+    organizations: Organizations;
+    groups: Groups;
+    packages: PackageCatalog;
+    decisions: NodeCache<UpdateDecision>;
+    /** Where each report becomes a `device.update` hub event, for whoever watches devices; without it nobody is told. */
+    events?: Pick<EventStream, 'publish'>;
+    logger?: Logger;
+  }) {
     this.#store = options.store;
+    this.#events = options.events;
+    this.#logger = options.logger;
     this.#organizations = options.organizations;
     this.#groups = options.groups;
     this.#packages = options.packages;
@@ -157,7 +172,7 @@ export class Updates {
     if (report.progress !== undefined && !(Number.isInteger(report.progress) && report.progress >= 0 && report.progress <= 100)) throw badRequest('progress is a whole percent, 0 to 100');
     const reason = report.status === 'failure' ? (report.reason ?? '').slice(0, maxReasonLength) || null : null;
     const progress = report.progress ?? (report.status === 'success' ? 100 : null);
-    await this.#store.transaction(async (tx) => {
+    const current = await this.#store.transaction(async (tx) => {
       const current = await tx.selectFrom('device_updates').selectAll().where('device_id', '=', device.id).where('org_id', '=', device.orgId).executeTakeFirst();
       if (!current) throw conflict('No update was offered to this device');
       const now = nowIso();
@@ -180,6 +195,12 @@ export class Updates {
         details: { packageId: current.package_id, ...(progress !== null && { progress }), ...(reason !== null && { reason }), ...(report.version !== undefined && { version: report.version }) },
       });
       if (report.status === 'success' && report.version !== undefined) await recordVersion(tx, device, report.version);
+      return current;
+    });
+    const data = { status: report.status, progress, reason, version: current.target_version, packageId: current.package_id, deploymentId: current.deployment_id };
+    await this.#events?.publish({ name: 'device.update', orgId: device.orgId, deviceId: device.id, data }).catch((error: unknown) => {
+      // The report is stored; watchers miss one event.
+      this.#logger?.warn({ err: error, deviceId: device.id }, 'could not publish a device.update event');
     });
   }
 

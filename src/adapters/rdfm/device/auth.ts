@@ -2,9 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { badRequest, FleetError, unauthenticated } from '../../../core/errors.ts';
 import { parseCheckinKey, verifyCheckinSignature, type CheckinKey } from '../../../services/admission/checkin.ts';
-import type { Services } from '../../../services/index.ts';
+import type { RdfmOptions } from '../plugin.ts';
 import { errorBody, MetadataDocument, metadataKeys, type RdfmMetadata } from '../wire.ts';
-import { bodyValidator, jsonBody, rawBody } from './body.ts';
+import { bodyValidator } from '../validation.ts';
+import { jsonBody, rawBody } from './body.ts';
 
 const AuthBody = Type.Object({
   metadata: MetadataDocument,
@@ -43,7 +44,7 @@ const text = (value: string | string[] | undefined) => (typeof value === 'string
  * told 401, as RDFM's pending registrations are. Unlike RDFM, the timestamp must be within
  * `checkinWindow` of the server clock and newer than the last one accepted (replay protection).
  */
-export async function deviceAuthRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+export async function deviceAuthRoutes(app: FastifyInstance, { services, config }: RdfmOptions): Promise<void> {
   app.post('/api/v1/auth/device', { config: { access: 'public' } }, async (request, reply) => {
     const signature = request.headers['x-rdfm-device-signature'];
     if (typeof signature !== 'string' || signature === '') throw badRequest('missing device signature header');
@@ -60,6 +61,7 @@ export async function deviceAuthRoutes(app: FastifyInstance, { services }: { ser
         info: { name: text(metadata[metadataKeys.macAddress]), model: text(metadata[metadataKeys.deviceType]), firmware: text(metadata[metadataKeys.version]), metadata },
         replaceInfo: true,
         remoteAddress: request.ip,
+        ...(config.rdfmOrg !== '' && { orgHint: config.rdfmOrg }),
       })
       .catch((error: unknown) => {
         // A stale or replayed timestamp is an authorization failure to RDFM's client, which signs again.

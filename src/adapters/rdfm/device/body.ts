@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { badRequest, FleetError } from '../../../core/errors.ts';
-import { compileSchema, describeErrors } from '../../../core/validation.ts';
+import { badRequest } from '../../../core/errors.ts';
 
 /** The bytes of each request body as they arrived: RDFM's device signature covers them. */
 const rawBodies = new WeakMap<FastifyRequest, Buffer>();
@@ -26,14 +25,4 @@ export function jsonBody(request: FastifyRequest): unknown {
   } catch {
     throw badRequest('request body is not valid JSON');
   }
-}
-
-/** A validator whose refusal is RDFM's 400 `schema validation failed: …`. */
-export function bodyValidator<T>(schema: object): (value: unknown) => T {
-  const validate = compileSchema<T>(schema);
-  return (value) => {
-    if (validate(value)) return value;
-    const first = describeErrors(validate.errors)[0];
-    throw new FleetError('validation_failed', first ? `${first.field ? `${first.field} ` : ''}${first.message}` : 'invalid body');
-  };
 }

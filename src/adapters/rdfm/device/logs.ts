@@ -5,7 +5,8 @@ import { callingDevice } from '../../../http/routes/device-self.ts';
 import { nowIso } from '../../../store/page.ts';
 import type { RdfmOptions } from '../plugin.ts';
 import { parseRfc822 } from '../wire.ts';
-import { bodyValidator, jsonBody } from './body.ts';
+import { bodyValidator } from '../validation.ts';
+import { jsonBody } from './body.ts';
 
 const LogBody = Type.Object({
   batch: Type.Array(

@@ -2,9 +2,10 @@ import type { FastifyInstance } from 'fastify';
 import { baseUrlOf } from '../../../http/base-url.ts';
 import { callingDevice } from '../../../http/routes/device-self.ts';
 import { actorOf } from '../../../http/access.ts';
-import type { RdfmOptions } from '../plugin.ts';
-import { MetadataDocument, metadataKeys, packageNumber, rfc822, type RdfmMetadata } from '../wire.ts';
-import { bodyValidator, jsonBody } from './body.ts';
+import type { RdfmRouteOptions } from '../plugin.ts';
+import { MetadataDocument, metadataKeys, rfc822, type RdfmMetadata } from '../wire.ts';
+import { bodyValidator } from '../validation.ts';
+import { jsonBody } from './body.ts';
 
 const validateCheck = bodyValidator<RdfmMetadata>(MetadataDocument);
 
@@ -19,13 +20,13 @@ function factsOf(metadata: RdfmMetadata) {
  * (group policy, deployments, RDFM's resolver), answered as RDFM does: 200 with the package's integer
  * id, its creation time, SHA-256 and a download link, or 204.
  */
-export async function updateCheckRoutes(app: FastifyInstance, { services, config }: RdfmOptions): Promise<void> {
+export async function updateCheckRoutes(app: FastifyInstance, { services, config, ids }: RdfmRouteOptions): Promise<void> {
   app.post('/api/v1/update/check', { logLevel: 'warn', config: { access: { actions: ['device.report'] } } }, async (request, reply) => {
     const device = callingDevice(request);
     const metadata = validateCheck(jsonBody(request));
     const offer = await services.updates.check(device, factsOf(metadata), baseUrlOf(request.raw, config));
     if (!offer) return reply.status(204).send();
     const pkg = await services.packages.get(actorOf(request).principal, device.orgId, offer.packageId);
-    return { id: packageNumber(offer.packageId), created: rfc822(pkg.createdAt), sha256: offer.sha256, uri: offer.url };
+    return { id: await ids.number('package', offer.packageId), created: rfc822(pkg.createdAt), sha256: offer.sha256, uri: offer.url };
   });
 }
