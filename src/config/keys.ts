@@ -165,6 +165,7 @@ export const configKeys = {
   actionTimeout: { schema: Type.Integer({ minimum: 1, maximum: 604800, default: 7200 }), description: 'Seconds a device has to report the result of an action it was sent; then the run counts as timed out.' },
   actionQueueSize: { schema: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }), description: 'Most action runs waiting for one device; more are refused (429) until some are sent.' },
   maxFilePullSize: { schema: Type.Integer({ minimum: 1, maximum: 1099511627776, default: 1073741824 }), description: 'Largest file a device may upload when a file is pulled from it, in bytes.' },
+  filePullTimeout: { schema: Type.Integer({ minimum: 10, maximum: 604800, default: 600 }), description: 'Seconds a device has to start uploading a file pulled from it; then the pull fails.' },
   rdfmOrg: {
     schema: Type.String({ maxLength: 100, default: '' }),
     allowed: 'empty, or an organization id or slug',

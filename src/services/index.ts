@@ -128,6 +128,8 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
   watchdog.start();
   const actions = new Actions({ store, organizations, bus, config, logger: logger.child({ component: 'actions' }) });
   actions.start();
+  const filePulls = new FilePulls({ store, organizations, blobs, config, logger: logger.child({ component: 'file-pulls' }) });
+  filePulls.start();
   return {
     store,
     organizations,
@@ -153,7 +155,7 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
     capabilities: new DeviceCapabilities(store),
     actions,
     shellSessions: new ShellSessions({ store, organizations }),
-    filePulls: new FilePulls({ store, organizations, blobs, config }),
+    filePulls,
     async close() {
       // The series first: the values it still writes tell their folders.
       await series.close();
@@ -161,6 +163,7 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
       await watchdog.close();
       await deployments.close();
       await actions.close();
+      await filePulls.close();
       mailer.close();
     },
   };

@@ -109,6 +109,22 @@ for (const backend of await backends()) {
       await simulator.close();
     });
 
+    it('fails a pull whose device never starts its upload, filePullTimeout after the request; the device may not upload it then', async () => {
+      const device = await registerDevice(server, org, 'pull-silent');
+      const { simulator } = await connectDevice(server, server, org, device, { onUploadFile: () => ({ result: {} }) });
+      const asked = await pull(device.id, '/etc/hostname');
+      assert.equal(asked.status, 202, JSON.stringify(asked.body));
+      const filePullTimeoutMs = 600_000;
+      assert.equal(await server.services.filePulls.sweepTimeouts(Date.now()), 0, 'not before its time');
+      assert.equal(await server.services.filePulls.sweepTimeouts(Date.now() + filePullTimeoutMs + 1000), 1);
+      const failed = await pullOf(asked.body.id);
+      assert.equal(failed.status, 'failed');
+      assert.equal(failed.error, 'the device sent no file within 600 s');
+      const late = await fetch(`${server.url}/api/devices/file-pulls/${asked.body.id}/content`, { method: 'PUT', headers: { authorization: `Bearer ${device.key}` }, body: 'late' });
+      assert.equal(late.status, 409);
+      await simulator.close();
+    });
+
     it('refuses pulls by role, organization, capability and presence; only the device uploads its own pull', async () => {
       const device = await registerDevice(server, org, 'pull-3');
       const { simulator } = await connectDevice(server, server, org, device, { onUploadFile: () => ({ result: {} }) });

@@ -4,6 +4,7 @@ import type { Config } from '../../config/keys.ts';
 import { authorize, type Principal } from '../../core/access.ts';
 import { conflict, FleetError, forbidden, notFound } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
+import type { Logger } from '../../log.ts';
 import { nowIso } from '../../store/page.ts';
 import type { Database } from '../../store/schema.ts';
 import type { Store } from '../../store/store.ts';
@@ -11,6 +12,9 @@ import { actorRef, type Actor } from '../actor.ts';
 import { recordAudit } from '../audit.ts';
 import type { Organizations } from '../organizations.ts';
 import { requireCapability, requireOnline, targetDevice, type DeviceRef } from './target-device.ts';
+
+/** Longest pause between two sweeps for pulls whose device never uploaded. */
+const maxSweepIntervalMs = 30_000;
 
 /** A file asked of a device, and where its copy is once the device sent it. */
 export interface FilePull {
@@ -80,11 +84,42 @@ export class FilePulls {
   readonly #blobs: BlobStore;
   readonly #config: Config;
 
-  constructor(options: { store: Store; organizations: Organizations; blobs: BlobStore; config: Config }) {
+  readonly #logger: Logger;
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping: Promise<unknown> = Promise.resolve();
+
+  constructor(options: { store: Store; organizations: Organizations; blobs: BlobStore; config: Config; logger: Logger }) {
     this.#store = options.store;
     this.#organizations = options.organizations;
     this.#blobs = options.blobs;
     this.#config = options.config;
+    this.#logger = options.logger;
+  }
+
+  /** Sweeps pulls whose device never started its upload, on every node (each sweep is one conditional update). */
+  start(): void {
+    const intervalMs = Math.min(this.#config.filePullTimeout * 1000, maxSweepIntervalMs) / 2;
+    this.#sweeper = setInterval(() => {
+      this.#sweeping = this.sweepTimeouts().catch((error: unknown) => this.#logger.warn({ err: error }, 'file pull timeout sweep failed'));
+    }, intervalMs);
+    this.#sweeper.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    await this.#sweeping;
+  }
+
+  /** Fails the pulls still pending filePullTimeout after they were requested; returns how many. */
+  async sweepTimeouts(now = Date.now()): Promise<number> {
+    const timeout = this.#config.filePullTimeout;
+    const updated = await this.#store.db
+      .updateTable('file_pulls')
+      .set({ status: 'failed', error: `the device sent no file within ${timeout} s`, finished_at: nowIso(now) })
+      .where('status', '=', 'pending')
+      .where('created_at', '<', nowIso(now - timeout * 1000))
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows);
   }
 
   /** Records the request (pending); the caller then tells the device, and calls `fail` if it cannot. */
