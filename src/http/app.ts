@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import type { Config } from '../config/keys.ts';
 import { FleetError } from '../core/errors.ts';
 import type { Hub } from '../hub/hub.ts';
-import type { Logger } from '../log.ts';
+import { requestLoggers, type Logger } from '../log.ts';
 import type { Services } from '../services/index.ts';
 import { accessPlugin } from './access.ts';
 import { clientErrorHandler, sendError } from './errors.ts';
@@ -62,6 +62,7 @@ export type App = Awaited<ReturnType<typeof buildApp>>;
 export async function buildApp({ config, services, hub, logger, ready, registry = new Registry(), onRoute }: AppOptions) {
   const app = Fastify({
     loggerInstance: logger,
+    childLoggerFactory: requestLoggers(),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     requestIdHeader: false,

@@ -12,8 +12,6 @@ export interface DownloadGrant {
 }
 
 const tokenShape = /^[A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{43}$/;
-/** Tokens remembered: one per polling device and package is plenty; past this the memory starts over. */
-const maxRemembered = 10_000;
 
 /**
  * Short-lived download links for devices, which fetch packages with plain HTTP clients (curl,
@@ -22,26 +20,14 @@ const maxRemembered = 10_000;
  */
 export class PackageLinks {
   readonly #key: Buffer;
-  /**
-   * Tokens already signed, by grant: a device polling for updates asks for the same grant again and
-   * again (the caller rounds expiry times up), and a map lookup costs less than an HMAC.
-   */
-  readonly #signed = new Map<string, string>();
 
   constructor(serverSecret: string) {
     this.#key = createHash('sha256').update('fleetd package download links\0').update(serverSecret).digest();
   }
 
   sign(grant: DownloadGrant): string {
-    const claims = JSON.stringify({ p: grant.packageId, o: grant.orgId, d: grant.deviceId, e: grant.expiresAt });
-    let token = this.#signed.get(claims);
-    if (token === undefined) {
-      const payload = Buffer.from(claims).toString('base64url');
-      token = `${payload}.${this.#mac(payload)}`;
-      if (this.#signed.size >= maxRemembered) this.#signed.clear();
-      this.#signed.set(claims, token);
-    }
-    return token;
+    const payload = Buffer.from(JSON.stringify({ p: grant.packageId, o: grant.orgId, d: grant.deviceId, e: grant.expiresAt })).toString('base64url');
+    return `${payload}.${this.#mac(payload)}`;
   }
 
   /** The grant of a token this server signed that has not expired; 404 otherwise, saying no more. */

@@ -35,6 +35,9 @@ export interface DownloadLink {
   expiresAt: string;
 }
 
+/** Links remembered: one per polling device is plenty; past this the memory starts over. */
+const maxRecentLinks = 10_000;
+
 /**
  * OTA packages: content in blob storage, streamed in with its SHA-256 and size computed on the way;
  * a row that is 'uploading' until the content is durable, then 'ready' (only ready packages are
@@ -48,6 +51,11 @@ export class Packages {
   private readonly links: PackageLinks;
   private readonly logger: Logger;
   private readonly signingKeys: SigningKeys;
+  /**
+   * Links handed out, by package, device, expiry and base URL: a device polling for updates asks for
+   * the same one again and again (expiry times are rounded up), and a lookup costs less than signing.
+   */
+  private readonly recentLinks = new Map<string, DownloadLink>();
 
   constructor(options: PackagesOptions) {
     ({ store: this.store, organizations: this.organizations, blobs: this.blobs, config: this.config, links: this.links, logger: this.logger } = options);
@@ -203,9 +211,15 @@ export class Packages {
     // Rounded up to an eighth of the lifetime, so that a device polling often gets the same link (signed once) for a while.
     const step = Math.max(1, Math.floor(ttlSeconds / 8));
     const expiresAt = Math.ceil((now + ttlSeconds) / step) * step;
-    const expires = new Date(expiresAt * 1000).toISOString();
-    const token = this.links.sign({ packageId: pkg.id, orgId: pkg.orgId, deviceId: options.deviceId, expiresAt });
-    return { url: `${baseUrl}/api/packages/download/${token}`, expiresAt: expires };
+    const key = `${pkg.id}\0${options.deviceId ?? ''}\0${expiresAt}\0${baseUrl}`;
+    let link = this.recentLinks.get(key);
+    if (link === undefined) {
+      const token = this.links.sign({ packageId: pkg.id, orgId: pkg.orgId, deviceId: options.deviceId, expiresAt });
+      link = { url: `${baseUrl}/api/packages/download/${token}`, expiresAt: new Date(expiresAt * 1000).toISOString() };
+      if (this.recentLinks.size >= maxRecentLinks) this.recentLinks.clear();
+      this.recentLinks.set(key, link);
+    }
+    return link;
   }
 
   /** The package a signed link grants; 404 when the link is invalid or expired, or the package gone. */
