@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Logger } from '../log.ts';
+import { nowIso } from '../store/page.ts';
 import type { Db, Store } from '../store/store.ts';
 import type { EventStream } from './events.ts';
 
@@ -31,6 +32,16 @@ function databaseTime(kind: Store['kind'], offsetMs = 0): RawBuilder<string> {
     return sql<string>`to_char((statement_timestamp() + cast(${offsetMs} as integer) * interval '1 millisecond') at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
   }
   return sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${offsetMs / 1000} seconds`})`;
+}
+
+/**
+ * Closes the shell sessions whose operator socket was on `node`, or with no node given, on any node
+ * that hub_nodes no longer lists: that node cannot record their end any more.
+ */
+async function closeShellSessions(db: Db, node?: string): Promise<void> {
+  let update = db.updateTable('shell_sessions').set({ status: 'closed', closed_at: nowIso(), close_reason: 'node_lost' }).where('status', '!=', 'closed');
+  update = node !== undefined ? update.where('node', '=', node) : update.where(({ not, exists, selectFrom }) => not(exists(selectFrom('hub_nodes').select('hub_nodes.id').whereRef('hub_nodes.id', '=', 'shell_sessions.node'))));
+  await update.execute();
 }
 
 /**
@@ -72,6 +83,7 @@ export class NodeLiveness {
     await this.#insertSelf();
     this.#running = this.#guard(async () => {
       await this.#clearOrphans();
+      await closeShellSessions(this.#store.db);
       await this.#sweep();
     });
     await this.#running;
@@ -180,6 +192,7 @@ export class NodeLiveness {
         .executeTakeFirst();
       if (!claimed) return [];
       this.#logger.warn({ node: this.#nodeId, deadNode: node.id, seenAt: claimed.seen_at }, 'a node stopped its heartbeat: taking its devices offline');
+      await closeShellSessions(tx, node.id);
       return await this.#clear(tx, node.id, { lastSeen: claimed.seen_at });
     });
   }

@@ -86,6 +86,15 @@ for (const database of await backends()) {
         .execute();
       return id;
     };
+    const newShellSession = async (node: string, deviceId: string) => {
+      const id = newId('shl');
+      await store.db
+        .insertInto('shell_sessions')
+        .values({ id, org_id: orgId, device_id: deviceId, opened_by_type: 'user', opened_by_id: 'usr_1', status: 'attached', node, created_at: nowIso(), attached_at: nowIso(), closed_at: null, close_reason: null, bytes_to_device: 0, bytes_from_device: 0 })
+        .execute();
+      return id;
+    };
+    const shellSession = (id: string) => store.db.selectFrom('shell_sessions').select(['status', 'close_reason']).where('id', '=', id).executeTakeFirstOrThrow();
     const connectedNode = async (deviceId: string) => (await store.db.selectFrom('devices').select('connected_node').where('id', '=', deviceId).executeTakeFirstOrThrow()).connected_node;
     const nodeRow = (id: string) => store.db.selectFrom('hub_nodes').selectAll().where('id', '=', id).executeTakeFirst();
     const insertNode = (id: string, seenAt: string) => store.db.insertInto('hub_nodes').values({ id, started_at: seenAt, seen_at: seenAt }).execute();
@@ -157,6 +166,22 @@ for (const database of await backends()) {
         offlineEvents(devices).map((e) => [e.deviceId, e.data]).sort(),
         devices.map((id) => [id, { node: stopped.id, reason: 'node_lost' }]).sort(),
       );
+      await sweeper.close();
+      await stopped.close();
+    });
+
+    it("closes the shell sessions of a node that is gone (crashed before, or its heartbeat stopped), not a live node's", async () => {
+      const crashed = newId('node');
+      const device = await newDevice(null);
+      const ofCrashed = await newShellSession(crashed, device);
+      const stopped = await startNode({ heartbeatMs: 60_000 });
+      const ofStopped = await newShellSession(stopped.id, device);
+      const sweeper = await startNode();
+      const ofSweeper = await newShellSession(sweeper.id, device);
+      assert.deepEqual(await shellSession(ofCrashed), { status: 'closed', close_reason: 'node_lost' }, 'closed when a node starts');
+      await readUntil(() => shellSession(ofStopped), (session) => session.status === 'closed', 5000);
+      assert.equal((await shellSession(ofStopped)).close_reason, 'node_lost');
+      assert.equal((await shellSession(ofSweeper)).status, 'attached');
       await sweeper.close();
       await stopped.close();
     });
