@@ -124,6 +124,6 @@ export async function buildApp({ config, services, hub, logger, ready, registry 
     { prefix: '/api' },
   );
   await app.register(rhizoPlugin, { services, bodyLimit: config.bodyLimit });
-  await app.register(rdfmPlugin, { services, config, events: hub.events });
+  await app.register(rdfmPlugin, { services, config, events: hub.events, links: hub.links });
   return app;
 }

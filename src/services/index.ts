@@ -32,6 +32,7 @@ import { Updates, type UpdateDecision } from './updates/updates.ts';
 import { Actions } from './remote/actions.ts';
 import { DeviceCapabilities } from './remote/capabilities.ts';
 import { FilePulls } from './remote/file-pulls.ts';
+import { PullLinks } from './remote/pull-links.ts';
 import { ShellSessions } from './remote/shell-sessions.ts';
 
 /** The use cases of fleetd's core, shared by every protocol adapter. */
@@ -128,7 +129,7 @@ export async function createServices(store: Store, config: Config, bus: Bus, log
   watchdog.start();
   const actions = new Actions({ store, organizations, bus, config, logger: logger.child({ component: 'actions' }) });
   actions.start();
-  const filePulls = new FilePulls({ store, organizations, blobs, config, logger: logger.child({ component: 'file-pulls' }) });
+  const filePulls = new FilePulls({ store, organizations, blobs, config, links: new PullLinks(jwtSecret), logger: logger.child({ component: 'file-pulls' }) });
   filePulls.start();
   return {
     store,

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/keys.ts';
+import type { DeviceLinks } from '../../hub/device-links.ts';
 import type { EventStream } from '../../hub/events.ts';
 import { toFleetError } from '../../http/errors.ts';
 import type { Services } from '../../services/index.ts';
 import { deviceAuthRoutes } from './device/auth.ts';
 import { keepRawBody } from './device/body.ts';
 import { deviceLogRoutes } from './device/logs.ts';
+import { multipartPartRoutes } from './device/multipart-parts.ts';
 import { updateCheckRoutes } from './device/update-check.ts';
 import { RdfmIds } from './ids.ts';
 import { registrationRoutes } from './management/registrations.ts';
@@ -14,6 +16,7 @@ import { logRoutes } from './management/logs.ts';
 import { packageRoutes } from './management/packages.ts';
 import { groupRoutes } from './management/groups.ts';
 import { actionRoutes } from './management/actions.ts';
+import { fsFileRoutes } from './management/fs-file.ts';
 import { permissionRoutes } from './management/permissions.ts';
 import { streamRoutes } from './management/stream.ts';
 import { errorBody } from './wire.ts';
@@ -23,9 +26,11 @@ export interface RdfmOptions {
   config: Config;
   /** The hub's events of every node, for RDFM's SSE stream. */
   events: Pick<EventStream, 'listen'>;
+  /** The hub's device links, to ask a device for a file. */
+  links: Pick<DeviceLinks, 'call'>;
 }
 
-/** What every RDFM route plugin is given: the services, the configuration, the hub's events and RDFM's integer ids. */
+/** What every RDFM route plugin is given: the services, the configuration, the hub's events and links, and RDFM's integer ids. */
 export interface RdfmRouteOptions extends RdfmOptions {
   ids: RdfmIds;
 }
@@ -53,6 +58,7 @@ export async function rdfmPlugin(app: FastifyInstance, options: RdfmOptions): Pr
     await device.register(deviceAuthRoutes, routeOptions);
     await device.register(updateCheckRoutes, routeOptions);
     await device.register(deviceLogRoutes, routeOptions);
+    await device.register(multipartPartRoutes, routeOptions);
   });
   // What rdfm-mgmt calls, with fleetd's users and API keys (management/context.ts).
   await app.register(async (management) => {
@@ -62,6 +68,7 @@ export async function rdfmPlugin(app: FastifyInstance, options: RdfmOptions): Pr
     await management.register(packageRoutes, routeOptions);
     await management.register(groupRoutes, routeOptions);
     await management.register(actionRoutes, routeOptions);
+    await management.register(fsFileRoutes, routeOptions);
     await management.register(permissionRoutes, routeOptions);
     await management.register(streamRoutes, routeOptions);
   });

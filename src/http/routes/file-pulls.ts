@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { FleetError } from '../../core/errors.ts';
 import type { Hub } from '../../hub/hub.ts';
@@ -6,7 +7,7 @@ import type { Services } from '../../services/index.ts';
 import { actorOf } from '../access.ts';
 import { baseUrlOf } from '../base-url.ts';
 import { sendContent } from '../ranged-content.ts';
-import { authErrors, Nullable, Timestamp } from '../schemas.ts';
+import { authErrors, errors, Nullable, Timestamp } from '../schemas.ts';
 import { callingDevice } from './device-self.ts';
 import { OrgParams } from './organizations.ts';
 
@@ -86,6 +87,22 @@ export const filePullRoutes: FastifyPluginAsyncTypebox<{ services: Services; hub
       return sendContent(request, reply, { size: file.size, sha256: file.sha256, fileName: fileNameOf(file.pull.path), open: file.open });
     },
   );
+
+  // A signed link's download, for clients that cannot send credentials (rdfm-mgmt's file download).
+  const downloadByLink = async (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply) => {
+    const file = await filePulls.byLink(request.params['*']);
+    return sendContent(request, reply, { size: file.size, sha256: file.sha256, fileName: fileNameOf(file.pull.path), open: file.open });
+  };
+  const linkSchema = {
+    tags: ['file pulls'],
+    summary: 'Download a pulled file through a signed link: Range, If-Range, ETag as for packages',
+    description: 'The token is the credential: an invalid or expired one gives 404, a pull without its file yet 409.',
+    params: Type.Object({ '*': Type.String({ minLength: 1, maxLength: 2000, description: 'The token of the link' }) }),
+    response: { 200: Type.Unknown({ description: 'The bytes' }), 206: Type.Unknown({ description: 'The bytes of the range' }), 304: Type.Null(), ...errors(404, 409, 416) },
+  };
+  // HEAD is declared by hand: Fastify's own would read the whole content to throw it away.
+  app.get('/file-pulls/download/*', { exposeHeadRoute: false, config: { access: 'public' }, schema: linkSchema }, downloadByLink);
+  app.head('/file-pulls/download/*', { config: { access: 'public' }, schema: linkSchema }, downloadByLink);
 
   app.post(
     '/devices/file-pulls/:pullId/content/failure',

@@ -11,6 +11,7 @@ import type { Store } from '../../store/store.ts';
 import { actorRef, type Actor } from '../actor.ts';
 import { recordAudit } from '../audit.ts';
 import type { Organizations } from '../organizations.ts';
+import type { PullGrant, PullLinks } from './pull-links.ts';
 import { requireCapability, requireOnline, targetDevice, type DeviceRef } from './target-device.ts';
 
 /** Longest pause between two sweeps for pulls whose device never uploaded. */
@@ -83,16 +84,17 @@ export class FilePulls {
   readonly #organizations: Organizations;
   readonly #blobs: BlobStore;
   readonly #config: Config;
-
+  readonly #links: PullLinks;
   readonly #logger: Logger;
   #sweeper: NodeJS.Timeout | undefined;
   #sweeping: Promise<unknown> = Promise.resolve();
 
-  constructor(options: { store: Store; organizations: Organizations; blobs: BlobStore; config: Config; logger: Logger }) {
+  constructor(options: { store: Store; organizations: Organizations; blobs: BlobStore; config: Config; links: PullLinks; logger: Logger }) {
     this.#store = options.store;
     this.#organizations = options.organizations;
     this.#blobs = options.blobs;
     this.#config = options.config;
+    this.#links = options.links;
     this.#logger = options.logger;
   }
 
@@ -156,7 +158,49 @@ export class FilePulls {
 
   /** The pulled file, to be read whole or in part; only a finished pull has one (409). */
   async download(principal: Principal, orgIdOrSlug: string, pullId: string): Promise<PulledFile> {
+    return this.#pulledFile(await this.#readable(principal, orgIdOrSlug, pullId));
+  }
+
+  /** A token that downloads the finished pull's file without credentials for packageLinkTtl (`byLink`), for clients that cannot send any. */
+  async downloadToken(principal: Principal, orgIdOrSlug: string, pullId: string): Promise<string> {
     const row = await this.#readable(principal, orgIdOrSlug, pullId);
+    if (row.status !== 'done') throw conflict(`The pull is ${row.status}: there is no file yet`, { status: row.status });
+    return this.#links.sign({ pullId: row.id, orgId: row.org_id, expiresAt: Math.floor(Date.now() / 1000) + this.#config.packageLinkTtl });
+  }
+
+  /** The file a download token names; 404 for a token that is not valid (or a part's). */
+  async byLink(token: string): Promise<PulledFile> {
+    const grant = this.#links.verify(token);
+    const row = grant.part === undefined ? await this.#store.db.selectFrom('file_pulls').selectAll().where('org_id', '=', grant.orgId).where('id', '=', grant.pullId).executeTakeFirst() : undefined;
+    if (!row) throw notFound('File pull');
+    return this.#pulledFile(row);
+  }
+
+  /**
+   * Tokens that let whoever holds them upload parts 1 to `parts` of the device's pending pull, each
+   * at most `partSize` bytes, until filePullTimeout from now: for devices that upload in parts to
+   * URLs they are given (RDFM), whose requests carry no credential.
+   */
+  async partTokens(device: DeviceRef, pullId: string, parts: number, partSize: number): Promise<{ pull: FilePull; tokens: string[] }> {
+    const row = await this.#ofDevice(device, pullId);
+    if (row.status !== 'pending') throw conflict(`The pull is ${row.status}: it takes no upload`);
+    const expiresAt = Math.floor(Date.now() / 1000) + this.#config.filePullTimeout;
+    const tokens = Array.from({ length: parts }, (_, i) => this.#links.sign({ pullId: row.id, orgId: row.org_id, part: { number: i + 1, partSize }, expiresAt }));
+    return { pull: toPull(row), tokens };
+  }
+
+  /** What a part token grants, while its pull still waits for the upload; 404 for an invalid token, 409 once the pull is not pending. */
+  async partGrant(token: string): Promise<Required<PullGrant>> {
+    const grant = this.#links.verify(token);
+    const { part } = grant;
+    if (part === undefined) throw notFound('File pull part');
+    const row = await this.#store.db.selectFrom('file_pulls').select('status').where('org_id', '=', grant.orgId).where('id', '=', grant.pullId).executeTakeFirst();
+    if (!row) throw notFound('File pull');
+    if (row.status !== 'pending') throw conflict(`The pull is ${row.status}: it takes no upload`);
+    return { ...grant, part };
+  }
+
+  #pulledFile(row: PullRow): PulledFile {
     const key = row.blob_key;
     if (row.status !== 'done' || key === null) throw conflict(`The pull is ${row.status}: there is no file yet`, { status: row.status });
     return {

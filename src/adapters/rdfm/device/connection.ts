@@ -12,6 +12,8 @@ export interface RdfmConnection {
   device: DeviceRef;
   /** The device's MAC address: its externalId, and its name in RDFM's frames. */
   mac: string;
+  /** Where the device reaches this server (publicUrl, else its upgrade's Host): the base of the upload URLs it is given. */
+  baseUrl: string;
   /** What the device offers, as it last reported (the stored report until it sends one). */
   capabilities: Capabilities;
   logger: Logger;

@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { forbidden, notFound, unauthenticated } from '../../../core/errors.ts';
+import { baseUrlOf } from '../../../http/base-url.ts';
 import type { UpgradeRequest, WebSocketEndpoint } from '../../../http/websocket.ts';
 import type { Hub } from '../../../hub/hub.ts';
 import type { SocketLimits } from '../../../hub/socket.ts';
@@ -31,6 +33,9 @@ async function rdfmDevice(hub: Hub, request: UpgradeRequest): Promise<{ device: 
   return { device, mac: row.external_id };
 }
 
+/** Where the device reached this server: fleetd terminates no TLS itself, so the scheme is a trusted proxy's word, as on every route. */
+const upgradeBaseUrl = (hub: Hub, request: UpgradeRequest): string => baseUrlOf({ headers: request.headers, socket: {} } as IncomingMessage, hub.config);
+
 /**
  * RDFM's device WebSockets: the management socket `/api/v1/devices/ws`, and
  * `/api/v1/devices/<mac>/shell/attach/<uuid>` where the device dials back for a shell, served by
@@ -41,7 +46,7 @@ export function rdfmDeviceEndpoints(hub: Hub): WebSocketEndpoint<any>[] {
     name: 'rdfm',
     kind: 'device',
     match: (pathname) => pathname === managementPath,
-    authenticate: (request) => rdfmDevice(hub, request),
+    authenticate: async (request) => ({ ...(await rdfmDevice(hub, request)), baseUrl: upgradeBaseUrl(hub, request) }),
     accept: (socket, _request, access) => serveRdfmDevice(hub, socket, access),
   };
   const limits: Partial<SocketLimits> = { messagesPerMinute: Math.max(hub.config.wsRateLimit, shellMessagesPerMinute) };

@@ -13,7 +13,7 @@ const refused = (message: string, code: number) => new FleetError('device_error'
 /**
  * How fleetd's hub reaches an RDFM device: its calls become RDFM's server → device frames. RDFM's
  * frames have no answers, so a call is answered `{}` once the frame is sent; what the device does
- * comes back as frames of its own (the shell's dial-back, action_exec_result).
+ * comes back as frames of its own (the shell's dial-back, action_exec_result, fs_file_*_reply).
  */
 export function rdfmLink(connection: RdfmConnection): DeviceLink {
   const send = (frame: { method: string } & Record<string, unknown>, capability: string): Record<string, never> => {
@@ -31,6 +31,10 @@ export function rdfmLink(connection: RdfmConnection): DeviceLink {
         case 'Fleetd.RunAction':
           if (typeof p.runId !== 'string' || typeof p.actionId !== 'string') throw refused('RunAction needs runId and actionId', -32602);
           return send({ method: 'action_exec', execution_id: p.runId, action_id: p.actionId }, 'action');
+        case 'Fleetd.UploadFile':
+          // RDFM asks for the file's size first; its upload URLs follow the probe's reply (handle-fs-file-probe-reply.ts).
+          if (typeof p.pullId !== 'string' || typeof p.path !== 'string') throw refused('UploadFile needs pullId and path', -32602);
+          return send({ method: 'fs_file_probe', id: p.pullId, file: p.path }, 'filesystem');
         default:
           throw refused(`An RDFM device does not serve ${method}`, -32601);
       }

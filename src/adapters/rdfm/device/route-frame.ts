@@ -6,11 +6,13 @@ import { actionExecControl } from './handle-action-exec-control.ts';
 import { actionExecResult } from './handle-action-exec-result.ts';
 import { actionListUpdate } from './handle-action-list-update.ts';
 import { capabilityReport } from './handle-capability-report.ts';
+import { fsFileDownloadReply } from './handle-fs-file-download-reply.ts';
+import { fsFileProbeReply } from './handle-fs-file-probe-reply.ts';
 import { updateProgress } from './handle-update-progress.ts';
 import { updateVersion } from './handle-update-version.ts';
 
 const handlers = new Map(
-  [capabilityReport, actionListUpdate, actionExecControl, actionExecResult, updateProgress, updateVersion].map((handler: FrameHandler) => [
+  [capabilityReport, actionListUpdate, actionExecControl, actionExecResult, updateProgress, updateVersion, fsFileProbeReply, fsFileDownloadReply].map((handler: FrameHandler) => [
     handler.method,
     { handler, validate: compileSchema(handler.schema) },
   ]),
@@ -21,8 +23,8 @@ const deviceFault = new Set(['bad_request', 'validation_failed', 'not_found', 'f
 
 /**
  * One text frame from the device: a JSON object whose `method` names a device → server message
- * (`fs_file_*_reply` among them are not served: fleetd's file pulls are not mapped onto RDFM's yet).
- * Anything else closes the socket with 4001, as RDFM does.
+ * (the `fs_file_*_reply` ones carry fleetd's file pulls, whose pull id is RDFM's `id`). Anything
+ * else closes the socket with 4001, as RDFM does.
  */
 export async function routeFrame(connection: RdfmConnection, text: string): Promise<void> {
   let frame: unknown;

@@ -11,6 +11,8 @@ import { routeFrame } from './route-frame.ts';
 export interface RdfmDeviceAccess {
   device: DeviceRef;
   mac: string;
+  /** Where the device reaches this server, for the URLs it is given. */
+  baseUrl: string;
 }
 
 /**
@@ -21,7 +23,7 @@ export interface RdfmDeviceAccess {
  */
 export function serveRdfmDevice(hub: Hub, socket: FleetSocket, access: RdfmDeviceAccess): void {
   const logger = hub.logger.child({ component: 'rdfm', deviceId: access.device.id, socket: socket.id });
-  const connection: RdfmConnection = { hub, socket, device: access.device, mac: access.mac, capabilities: {}, logger };
+  const connection: RdfmConnection = { hub, socket, device: access.device, mac: access.mac, baseUrl: access.baseUrl, capabilities: {}, logger };
   let detach: (() => Promise<void>) | undefined;
   let closed = false;
   socket.onBinary(() => socket.close(closeCodes.unsupportedData, 'binary frames are not accepted'));
