@@ -7,6 +7,8 @@ export type RdfmKind = 'device' | 'package' | 'group' | 'log';
 
 /** Attempts at taking the next free number when other nodes take numbers at the same time. */
 const attempts = 20;
+/** Pairs a node remembers; past this it starts over (they are read again as needed). */
+const maxRemembered = 100_000;
 
 /**
  * RDFM's integer ids for fleetd's text ids (table rdfm_ids). An object gets its number the first
@@ -14,18 +16,29 @@ const attempts = 20;
  * `max + 1`, one wins and the other tries again, so that numbers stay small and consecutive.
  */
 export class RdfmIds {
+  /**
+   * Pairs already read, by `kind\0id`: a pair never changes once numbered, so every node may keep
+   * it, and a device polling for updates costs no query for its package's number.
+   */
+  readonly #known = new Map<string, number>();
+
   constructor(private readonly db: Db) {}
 
   /** The numbers of `ids` (numbering those that have none yet), by id. */
   async numbers(kind: RdfmKind, ids: readonly string[]): Promise<Map<string, number>> {
     const numbers = new Map<string, number>();
-    const unique = [...new Set(ids)];
-    for (let start = 0; start < unique.length; start += 500) {
-      const slice = unique.slice(start, start + 500);
+    for (const id of ids) {
+      const known = this.#known.get(`${kind}\0${id}`);
+      if (known !== undefined) numbers.set(id, known);
+    }
+    const unknown = [...new Set(ids)].filter((id) => !numbers.has(id));
+    for (let start = 0; start < unknown.length; start += 500) {
+      const slice = unknown.slice(start, start + 500);
       const rows = await this.db.selectFrom('rdfm_ids').select(['fleetd_id', 'number']).where('kind', '=', kind).where('fleetd_id', 'in', slice).execute();
       for (const row of rows) numbers.set(row.fleetd_id, Number(row.number));
     }
-    for (const id of unique) if (!numbers.has(id)) numbers.set(id, await this.#assign(kind, id));
+    for (const id of unknown) if (!numbers.has(id)) numbers.set(id, await this.#assign(kind, id));
+    for (const id of unknown) this.#remember(kind, id, numbers.get(id)!);
     return numbers;
   }
 
@@ -57,5 +70,10 @@ export class RdfmIds {
       if (row) return Number(row.number);
     }
     throw new FleetError('unavailable', `Could not number ${kind} ${id} for RDFM: too many taken at once, try again`);
+  }
+
+  #remember(kind: RdfmKind, id: string, number: number): void {
+    if (this.#known.size >= maxRemembered) this.#known.clear();
+    this.#known.set(`${kind}\0${id}`, number);
   }
 }

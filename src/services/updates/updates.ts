@@ -27,6 +27,8 @@ export type UpdateFacts = Facts;
 /** The package a device should install next, with a link it downloads it by without credentials. */
 export interface UpdateOffer {
   packageId: string;
+  /** When the package was uploaded (RDFM's update check shows it). */
+  packageCreatedAt: string;
   version: string;
   size: number;
   sha256: string;
@@ -151,7 +153,7 @@ export class Updates {
     if (!decision) return null;
     const { pkg, target } = decision;
     const link = await this.#packages.downloadLink(pkg, baseUrl, { deviceId: device.id });
-    return { packageId: pkg.id, version: pkg.version, size: pkg.size, sha256: pkg.sha256, signature: pkg.signature, url: link.url, expiresAt: link.expiresAt, deploymentId: target.deploymentId };
+    return { packageId: pkg.id, packageCreatedAt: pkg.createdAt, version: pkg.version, size: pkg.size, sha256: pkg.sha256, signature: pkg.signature, url: link.url, expiresAt: link.expiresAt, deploymentId: target.deploymentId };
   }
 
   async #decide(device: UpdatingDevice, facts: UpdateFacts, now: Date): Promise<UpdateDecision> {

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { baseUrlOf } from '../../../http/base-url.ts';
 import { callingDevice } from '../../../http/routes/device-self.ts';
-import { actorOf } from '../../../http/access.ts';
 import type { RdfmRouteOptions } from '../plugin.ts';
 import { MetadataDocument, metadataKeys, rfc822, type RdfmMetadata } from '../wire.ts';
 import { bodyValidator } from '../validation.ts';
@@ -26,7 +25,6 @@ export async function updateCheckRoutes(app: FastifyInstance, { services, config
     const metadata = validateCheck(jsonBody(request));
     const offer = await services.updates.check(device, factsOf(metadata), baseUrlOf(request.raw, config));
     if (!offer) return reply.status(204).send();
-    const pkg = await services.packages.get(actorOf(request).principal, device.orgId, offer.packageId);
-    return { id: await ids.number('package', offer.packageId), created: rfc822(pkg.createdAt), sha256: offer.sha256, uri: offer.url };
+    return { id: await ids.number('package', offer.packageId), created: rfc822(offer.packageCreatedAt), sha256: offer.sha256, uri: offer.url };
   });
 }
