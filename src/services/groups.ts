@@ -58,8 +58,10 @@ export type GroupChanges = Partial<GroupInput>;
 export const maxMembersPerCall = 1000;
 /** Most packages in a group's package set. */
 export const maxGroupPackages = 1000;
-/** Dynamic filters evaluated for one device per query (each adds a column and a few parameters). */
+/** Dynamic filters evaluated per query (each adds a column and a few parameters). */
 const filtersPerQuery = 100;
+/** Devices (or groups) named per query. */
+const devicesPerQuery = 500;
 
 type GroupRow = Database['device_groups'];
 
@@ -297,30 +299,41 @@ export class Groups {
    * asked of this one device by its id, never over the whole fleet.
    */
   async groupIdsOf(orgId: string, deviceId: string): Promise<string[]> {
+    return (await this.groupIdsOfMany(orgId, [deviceId])).get(deviceId)!;
+  }
+
+  /** groupIdsOf for many devices at once (RDFM's device lists), a few queries per 500 devices; by device id. */
+  async groupIdsOfMany(orgId: string, deviceIds: readonly string[]): Promise<Map<string, string[]>> {
     const db = this.store.db;
-    const listed = await db
-      .selectFrom('device_group_members')
-      .innerJoin('device_groups', 'device_groups.id', 'device_group_members.group_id')
-      .select('device_groups.id')
-      .where('device_groups.org_id', '=', orgId)
-      .where('device_group_members.device_id', '=', deviceId)
-      .execute();
-    const ids = listed.map((row) => row.id);
-    const dynamic = await db.selectFrom('device_groups').selectAll().where('org_id', '=', orgId).where('filter', 'is not', null).execute();
-    for (let start = 0; start < dynamic.length; start += filtersPerQuery) {
-      const chunk = dynamic.slice(start, start + filtersPerQuery);
-      // One row, one column per filter: whether the device matches it (true/false, or 1/0 on SQLite).
-      const matches = await db
-        .selectFrom('devices')
-        .select((eb) => chunk.map((group, i) => eb.and([this.membership(orgId, group)(eb)]).as(`g${i}`)))
-        .where('devices.id', '=', deviceId)
-        .executeTakeFirst();
-      if (!matches) break;
-      chunk.forEach((group, i) => {
-        if ((matches as Record<string, unknown>)[`g${i}`]) ids.push(group.id);
-      });
+    const ids = new Map<string, string[]>(deviceIds.map((id) => [id, []]));
+    const dynamic = deviceIds.length === 0 ? [] : await db.selectFrom('device_groups').selectAll().where('org_id', '=', orgId).where('filter', 'is not', null).execute();
+    for (let from = 0; from < deviceIds.length; from += devicesPerQuery) {
+      const slice = deviceIds.slice(from, from + devicesPerQuery);
+      const listed = await db
+        .selectFrom('device_group_members')
+        .innerJoin('device_groups', 'device_groups.id', 'device_group_members.group_id')
+        .select(['device_group_members.device_id', 'device_groups.id'])
+        .where('device_groups.org_id', '=', orgId)
+        .where('device_group_members.device_id', 'in', slice)
+        .execute();
+      for (const row of listed) ids.get(row.device_id)!.push(row.id);
+      for (let start = 0; start < dynamic.length; start += filtersPerQuery) {
+        const chunk = dynamic.slice(start, start + filtersPerQuery);
+        // A row per device, a column per filter: whether the device matches it (true/false, or 1/0 on SQLite).
+        const matches = await db
+          .selectFrom('devices')
+          .select((eb) => [eb.ref('devices.id').as('device_id'), ...chunk.map((group, i) => eb.and([this.membership(orgId, group)(eb)]).as(`g${i}`))])
+          .where('devices.id', 'in', slice)
+          .execute();
+        for (const row of matches as Array<Record<string, unknown> & { device_id: string }>) {
+          chunk.forEach((group, i) => {
+            if (row[`g${i}`]) ids.get(row.device_id)!.push(group.id);
+          });
+        }
+      }
     }
-    return ids.sort();
+    for (const list of ids.values()) list.sort();
+    return ids;
   }
 
   /**
@@ -328,19 +341,27 @@ export class Groups {
    * highest priority; between equals, the older group. Null when it is in none.
    */
   async effectiveGroupOf(orgId: string, deviceId: string): Promise<DeviceGroup | null> {
-    const ids = await this.groupIdsOf(orgId, deviceId);
-    if (ids.length === 0) return null;
-    const row = await this.store.db
-      .selectFrom('device_groups')
-      .selectAll()
-      .where('org_id', '=', orgId)
-      .where('id', 'in', ids)
-      .orderBy('priority', 'desc')
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(1)
-      .executeTakeFirst();
-    return row ? toGroup(row) : null;
+    return (await this.effectiveGroupsOf(orgId, [deviceId])).get(deviceId)!;
+  }
+
+  /** effectiveGroupOf for many devices at once, by device id. */
+  async effectiveGroupsOf(orgId: string, deviceIds: readonly string[]): Promise<Map<string, DeviceGroup | null>> {
+    const memberships = await this.groupIdsOfMany(orgId, deviceIds);
+    const groupIds = [...new Set([...memberships.values()].flat())];
+    const groups = new Map<string, GroupRow>();
+    for (let start = 0; start < groupIds.length; start += devicesPerQuery) {
+      const rows = await this.store.db.selectFrom('device_groups').selectAll().where('org_id', '=', orgId).where('id', 'in', groupIds.slice(start, start + devicesPerQuery)).execute();
+      for (const row of rows) groups.set(row.id, row);
+    }
+    // As SQL orders text: by code unit, not by locale.
+    const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    const decides = (a: GroupRow, b: GroupRow) => b.priority - a.priority || byText(a.created_at, b.created_at) || byText(a.id, b.id);
+    const effective = new Map<string, DeviceGroup | null>();
+    for (const [deviceId, ids] of memberships) {
+      const [first] = ids.flatMap((id) => groups.get(id) ?? []).sort(decides);
+      effective.set(deviceId, first ? toGroup(first) : null);
+    }
+    return effective;
   }
 
   /** "The device is a member of the group", over `devices`. */

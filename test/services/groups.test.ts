@@ -126,6 +126,18 @@ for (const backend of await backends()) {
       await assert.rejects(services.groups.memberIds(otherOrg, beta), { code: 'not_found' });
 
       assert.equal((await services.groups.effectiveGroupOf(org, sensor))?.id, beta);
+      // Many devices at once say what each alone says.
+      const many = await services.groups.groupIdsOfMany(org, [sensor, lonely, foreign]);
+      assert.deepEqual([...many], [
+        [sensor, [list, sensors, beta, hall].sort()],
+        [lonely, []],
+        [foreign, []],
+      ]);
+      const effective = await services.groups.effectiveGroupsOf(org, [sensor, lonely]);
+      assert.deepEqual([...effective].map(([id, group]) => [id, group?.id ?? null]), [
+        [sensor, beta],
+        [lonely, null],
+      ]);
       await services.groups.update(systemActor, org, beta, { priority: 5 });
       // hand-picked, sensors and beta ring now share priority 5: the oldest decides.
       assert.equal((await services.groups.effectiveGroupOf(org, sensor))?.id, list);
@@ -155,6 +167,13 @@ for (const backend of await backends()) {
       const matching = rows.filter((_, i) => i % 3 === 0 || i === 7).map((row) => row.id);
       const ids = await services.groups.groupIdsOf(org, target);
       assert.deepEqual(ids.filter((id) => created.includes(id)), matching.sort());
+      // And over more devices than one query names.
+      const others = await Promise.all(Array.from({ length: 3 }, (_, i) => device(`Other ${i}`, { tags: ['few'] })));
+      const fleet = [...Array.from({ length: 600 }, (_, i) => `dev_missing_${i}`), target, ...others];
+      const byDevice = await services.groups.groupIdsOfMany(org, fleet);
+      assert.deepEqual(byDevice.get(target), ids);
+      for (const other of others) assert.deepEqual(byDevice.get(other)!.filter((id) => created.includes(id)), []);
+      assert.deepEqual(byDevice.get('dev_missing_0'), []);
     });
   });
 }

@@ -40,12 +40,10 @@ export async function rdfmDevices(options: RdfmRouteOptions, devices: Device[], 
   const { services, ids } = options;
   const identities = await deviceIdentities(services.store.db, devices.map((device) => device.id));
   const groupsOf = new Map<string, string[]>();
-  for (const device of devices) {
-    if (version === 2) groupsOf.set(device.id, await services.groups.groupIdsOf(device.orgId, device.id));
-    else {
-      const group = await services.groups.effectiveGroupOf(device.orgId, device.id);
-      groupsOf.set(device.id, group ? [group.id] : []);
-    }
+  for (const orgId of new Set(devices.map((device) => device.orgId))) {
+    const deviceIds = devices.filter((device) => device.orgId === orgId).map((device) => device.id);
+    if (version === 2) for (const [deviceId, groupIds] of await services.groups.groupIdsOfMany(orgId, deviceIds)) groupsOf.set(deviceId, groupIds);
+    else for (const [deviceId, group] of await services.groups.effectiveGroupsOf(orgId, deviceIds)) groupsOf.set(deviceId, group ? [group.id] : []);
   }
   const deviceNumbers = await ids.numbers('device', devices.map((device) => device.id));
   const groupNumbers = await ids.numbers('group', [...groupsOf.values()].flat());
