@@ -20,12 +20,13 @@ export async function refuseSamePriority(
 ): Promise<void> {
   if (deviceIds.length === 0) return;
   const { services, ids } = options;
-  const wanted = new Set(deviceIds);
-  const others = (await allPages((page) => services.groups.list(principal, group.orgId, {}, page))).filter((other) => other.id !== group.id && other.priority === priority);
-  for (const other of others) {
-    const taken = (await services.groups.memberIds(other.orgId, other.id)).find((id) => wanted.has(id));
-    if (taken === undefined) continue;
-    const [device, otherGroup] = [await ids.number('device', taken), await ids.number('group', other.id)];
+  const groups = await allPages((page) => services.groups.list(principal, group.orgId, {}, page));
+  const samePriority = new Set(groups.filter((other) => other.id !== group.id && other.priority === priority).map((other) => other.id));
+  if (samePriority.size === 0) return;
+  for (const [deviceId, groupIds] of await services.groups.groupIdsOfMany(group.orgId, deviceIds)) {
+    const other = groupIds.find((id) => samePriority.has(id));
+    if (other === undefined) continue;
+    const [device, otherGroup] = [await ids.number('device', deviceId), await ids.number('group', other)];
     throw conflict(`device ${device} is already assigned to group ${otherGroup}, which has the same priority ${rdfmPriorityOf(priority)}`);
   }
 }

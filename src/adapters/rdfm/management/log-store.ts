@@ -33,7 +33,8 @@ function selected(orgId: string, deviceIds: string[], selection: LogSelection): 
   };
 }
 
-const newestFirst = (a: LogRow, b: LogRow) => (a.at === b.at ? b.id.localeCompare(a.id) : b.at.localeCompare(a.at));
+// As the queries order them: by code unit, not by locale.
+const newestFirst = (a: LogRow, b: LogRow) => (a.at !== b.at ? (a.at < b.at ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
 /**
  * The device logs RDFM's devices send (device/logs.ts), always within one organization: the

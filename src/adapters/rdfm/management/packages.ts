@@ -4,9 +4,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { baseUrlOf } from '../../../http/base-url.ts';
 import { receivePackageForm } from '../../../http/package-form.ts';
 import type { RdfmRouteOptions } from '../plugin.ts';
+import { allPages } from './all-pages.ts';
 import { fleetdIdOf, managementOf } from './context.ts';
 import { driverOf, rdfmPackage } from './package-json.ts';
-import { allPages } from './all-pages.ts';
 import { rdfmPackageInput } from './package-metadata.ts';
 
 type PackageRequest = FastifyRequest<{ Params: { id: string } }>;
