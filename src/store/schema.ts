@@ -202,6 +202,8 @@ export interface Database {
     /** JSON RrdDefinition, and the RrdState of its archives as services/series/state-encoding.ts writes it. */
     rrd: string | null;
     rrd_state: string | null;
+    /** Raised by every write of the row: what a node's cached copy is checked against (services/series/sequence-heads.ts). */
+    revision: number;
   };
   sequence_values: { sequence_id: string; t: number; num: number | null; text: string | null; data: Buffer | null; blob_key: string | null };
   /** A row of a round-robin archive: `t` is the end of its interval in seconds, `value` null when unknown. */

@@ -20,10 +20,12 @@ class SqliteConnection implements DatabaseConnection {
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
   }
 
-  /** Runs `sql` once per row of parameters: for many rows, cheaper on SQLite than one statement of all of them. */
-  runEach(sql: string, rows: readonly unknown[][]): void {
+  /** Runs `sql` once per row of parameters (for many rows, cheaper on SQLite than one statement of all of them); returns the rows changed. */
+  runEach(sql: string, rows: readonly unknown[][]): number {
     const statement = this.prepare(sql);
-    for (const row of rows) statement.run(row);
+    let changed = 0;
+    for (const row of rows) changed += statement.run(row).changes;
+    return changed;
   }
 
   async *streamQuery(): AsyncIterableIterator<QueryResult<never>> {
@@ -102,10 +104,11 @@ export class FleetSqliteDialect extends SqliteDialect {
 
   /**
    * Runs `sql` once per row of parameters on the connection, which the caller's transaction holds
-   * (so the statements are part of it), without a round through the query layer per row.
+   * (so the statements are part of it), without a round through the query layer per row. Returns
+   * the rows they changed.
    */
-  runEach(sql: string, rows: readonly unknown[][]): void {
+  runEach(sql: string, rows: readonly unknown[][]): number {
     if (!this.#driver.held) throw new Error('runEach needs the transaction that holds the connection');
-    this.#driver.connection.runEach(sql, rows);
+    return this.#driver.connection.runEach(sql, rows);
   }
 }

@@ -25,9 +25,9 @@ export interface Store {
   /**
    * Runs the statement `sql` once per row of parameters, in order, in the transaction `tx` of this
    * store. On SQLite they run straight on its one connection, which `tx` holds, prepared once: there
-   * a statement per row costs less than one statement of many rows.
+   * a statement per row costs less than one statement of many rows. Returns the rows they changed.
    */
-  runEach(tx: Transaction<Database>, sql: string, rows: readonly unknown[][]): Promise<void>;
+  runEach(tx: Transaction<Database>, sql: string, rows: readonly unknown[][]): Promise<number>;
   /** Calls `listener` after each transaction of this store commits: what caches of stored state invalidate on. */
   onCommit(listener: () => void): void;
   /** Applies pending migrations; returns the names applied. */
@@ -84,7 +84,9 @@ export function openStore(url: string): Store {
     },
     async runEach(tx, text, rows) {
       if (sqlite) return sqlite.runEach(text, rows);
-      for (const row of rows) await tx.executeQuery(CompiledQuery.raw(text, row));
+      let changed = 0;
+      for (const row of rows) changed += Number((await tx.executeQuery(CompiledQuery.raw(text, row))).numAffectedRows ?? 0);
+      return changed;
     },
     onCommit: (listener) => void commitListeners.push(listener),
     async migrate() {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Migrator } from 'kysely';
+import { type Kysely, Migrator } from 'kysely';
 import { rrdDefinition } from '../../src/core/rrd.ts';
 import { createRrdState, updateRrd, type RrdState } from '../../src/core/rrd-archive.ts';
 import { decodeState, encodeState } from '../../src/services/series/state-encoding.ts';
 import { migrations } from '../../src/store/migrations/index.ts';
+import type { Database } from '../../src/store/schema.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
 import { backends, type TestDatabase } from '../helpers/backends.ts';
 
@@ -53,7 +54,9 @@ for (const backend of await backends()) {
       const resource = (id: string, path: string) => ({ id, org_id: 'org_1', parent_id: null, name: id, path, type: 21, device_id: null, system_attributes: '{}', user_attributes: '{}', permissions: null, last_revision_id: null, deleted: 0, created_at: at, modified_at: at });
       await store.db.insertInto('resources').values([resource('res_a', '/a'), resource('res_b', '/b'), resource('res_c', '/c')]).execute();
       const sequence = (id: string, rrdState: string | null) => ({ resource_id: id, org_id: 'org_1', data_type: 'numeric' as const, units: null, decimal_places: null, max_history: null, max_age: null, min_storage_interval: 0, last_stored_t: null, last_t: null, last_num: null, last_text: null, last_blob_key: null, rrd: JSON.stringify(definition), rrd_state: rrdState });
-      await store.db.insertInto('sequences').values([sequence('res_a', JSON.stringify(state)), sequence('res_b', null), sequence('res_c', '{}')]).execute();
+      // As the table stood before 0009 added revisions.
+      const sequences = store.db as unknown as Kysely<{ sequences: Omit<Database['sequences'], 'revision'> }>;
+      await sequences.insertInto('sequences').values([sequence('res_a', JSON.stringify(state)), sequence('res_b', null), sequence('res_c', '{}')]).execute();
       assert.equal((await migrator.migrateToLatest()).error, undefined);
       const stored = new Map((await store.db.selectFrom('sequences').select(['resource_id', 'rrd_state']).execute()).map((r) => [r.resource_id, r.rrd_state]));
       assert.deepEqual(decodeState(stored.get('res_a')!), state);

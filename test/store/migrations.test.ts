@@ -165,6 +165,7 @@ const rows: { [T in keyof Database]: Database[T] } = {
     last_blob_key: null,
     rrd: '{"step":60}',
     rrd_state: '{}',
+    revision: 3,
   },
   sequence_values: { sequence_id: 'res_1', t: 1714979289123, num: 21.25, text: null, data: null, blob_key: null },
   rrd_rows: { sequence_id: 'res_1', archive: 0, slot: 17, t: 1714979280, value: 21.125 },

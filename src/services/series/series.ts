@@ -8,11 +8,11 @@ import type { Database } from '../../store/schema.ts';
 import type { Store } from '../../store/store.ts';
 import { systemActor, type Actor } from '../actor.ts';
 import type { ResourceInfo, ResourceTree } from '../resources/tree.ts';
-import { ArchiveStates } from './archive-states.ts';
 import { correctDeviceTime } from './clock-correction.ts';
 import { IngestQueue } from './ingest-queue.ts';
 import { consolidatedValues, lastValue, rawValues, type ConsolidatedQuery, type ConsolidatedSeries, type RawQuery, type SeriesValue } from './queries.ts';
 import { pruneSequences } from './retention.ts';
+import { SequenceHeads } from './sequence-heads.ts';
 import { SequencePaths } from './sequence-paths.ts';
 import type { SequenceDataType } from './settings.ts';
 import { stateFields, stateMatcher } from './state-fields.ts';
@@ -71,7 +71,7 @@ export class Series {
   readonly #queue: IngestQueue<IngestValue, IngestResult>;
   readonly #committedListeners = new Set<(values: CommittedValue[]) => void>();
   readonly #recorder: StateRecorder;
-  readonly #archiveStates = new ArchiveStates();
+  readonly #heads: SequenceHeads;
   readonly #paths: SequencePaths;
   #stopRecording: (() => void) | undefined;
   #retention: NodeJS.Timeout | undefined;
@@ -86,6 +86,7 @@ export class Series {
     this.#logger = options.logger;
     this.#events = options.events;
     this.#paths = new SequencePaths({ store: options.store, resources: options.resources, ttlMs: options.config.cacheTtl * 1000 });
+    this.#heads = new SequenceHeads({ store: options.store, ttlMs: options.config.cacheTtl * 1000 });
     this.#queue = new IngestQueue({
       capacity: options.config.ingestQueueSize,
       batchSize: options.config.ingestBatchSize,
@@ -193,7 +194,7 @@ export class Series {
   }
 
   async #write(values: IngestValue[]): Promise<IngestResult[]> {
-    const { results, committed } = await writeBatch({ store: this.#store, blobs: this.#blobs, blobThreshold: this.#config.blobThreshold, states: this.#archiveStates }, values);
+    const { results, committed } = await writeBatch({ store: this.#store, blobs: this.#blobs, blobThreshold: this.#config.blobThreshold, heads: this.#heads }, values);
     if (committed.length > 0) {
       for (const listener of this.#committedListeners) {
         try {

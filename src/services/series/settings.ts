@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { badRequest, notFound } from '../../core/errors.ts';
 import { rrdDefinition, type RrdDefinition } from '../../core/rrd.ts';
 import type { Db } from '../../store/store.ts';
@@ -88,6 +89,7 @@ export async function insertSequence(db: Db, resource: { id: string; orgId: stri
       min_storage_interval: settings.minStorageInterval ?? 0,
       rrd: rrd && JSON.stringify(rrd),
       rrd_state: null,
+      revision: 0,
     })
     .execute();
 }
@@ -113,7 +115,13 @@ export async function updateSequenceSettings(db: Db, id: string, partial: Partia
     changes.rrd_state = null;
     await db.deleteFrom('rrd_rows').where('sequence_id', '=', id).execute();
   }
-  if (Object.keys(changes).length > 0) await db.updateTable('sequences').set(changes).where('resource_id', '=', id).execute();
+  if (Object.keys(changes).length > 0) {
+    await db
+      .updateTable('sequences')
+      .set({ ...changes, revision: sql`revision + 1` })
+      .where('resource_id', '=', id)
+      .execute();
+  }
 }
 
 function toSequenceInfo(row: Database['sequences']): SequenceInfo {

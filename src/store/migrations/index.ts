@@ -7,6 +7,7 @@ import * as data from './0005_data.ts';
 import * as ota from './0006_ota.ts';
 import * as seriesSpeed from './0007_series_speed.ts';
 import * as rdfmIds from './0008_rdfm_ids.ts';
+import * as sequenceRevisions from './0009_sequence_revisions.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0006_ota': ota,
   '0007_series_speed': seriesSpeed,
   '0008_rdfm_ids': rdfmIds,
+  '0009_sequence_revisions': sequenceRevisions,
 };

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Actor } from '../../../services/actor.ts';
 import { recordAudit } from '../../../services/audit.ts';
 import type { ResourceInfo } from '../../../services/resources/resource-info.ts';
@@ -23,7 +24,7 @@ export async function clearData(services: Services, actor: Actor, r: ResourceInf
       await tx.deleteFrom('rrd_rows').where('sequence_id', '=', r.id).execute();
       await tx
         .updateTable('sequences')
-        .set({ last_stored_t: null, last_t: null, last_num: null, last_text: null, last_blob_key: null, rrd_state: null })
+        .set({ last_stored_t: null, last_t: null, last_num: null, last_text: null, last_blob_key: null, rrd_state: null, revision: sql`revision + 1` })
         .where('resource_id', '=', r.id)
         .execute();
     }
