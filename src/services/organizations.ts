@@ -128,6 +128,10 @@ export class Organizations {
     const org = await this.get(actor.principal, idOrSlug);
     authorize(actor.principal, 'org.delete', { orgId: org.id });
     await this.store.transaction(async (tx) => {
+      // Sequence values and archive rows have no foreign key to cascade on (migration 0010).
+      const sequences = tx.selectFrom('sequences').select('resource_id').where('org_id', '=', org.id);
+      await tx.deleteFrom('sequence_values').where('sequence_id', 'in', sequences).execute();
+      await tx.deleteFrom('rrd_rows').where('sequence_id', 'in', sequences).execute();
       await tx.deleteFrom('organizations').where('id', '=', org.id).execute();
       await recordAudit(tx, actor, { orgId: org.id, action: 'org.delete', target: { type: 'org', id: org.id }, details: { slug: org.slug } });
     });

@@ -105,5 +105,20 @@ for (const backend of await backends()) {
       assert.deepEqual((await stored(counted.id)).map(([t]) => t), [5, 6, 7, 8, 9].map((i) => base + i));
       assert.deepEqual((await stored(aged.id)).map(([t]) => t), [now - 30_000, now]);
     });
+
+    it("removes an organization's values and archive rows with it", async () => {
+      const org = await server.services.organizations.create(systemActor, { slug: `gone${++n}`, name: 'Gone', ownerId: server.admin.userId });
+      const s = await server.services.resources.create(systemActor, `/${org.slug}`, { name: 'temperature', type: 'sequence', sequence: { dataType: 'numeric' } });
+      await server.services.series.ingest(Array.from({ length: 30 }, (_, i) => ({ sequenceId: s.id, t: base + i * 60_000, value: i })));
+      const db = server.services.store.db;
+      const rowsOf = async () => [
+        (await db.selectFrom('sequence_values').select('t').where('sequence_id', '=', s.id).execute()).length,
+        (await db.selectFrom('rrd_rows').select('slot').where('sequence_id', '=', s.id).execute()).length,
+      ];
+      const [values, archiveRows] = await rowsOf();
+      assert.ok(values === 30 && archiveRows! > 0);
+      await server.services.organizations.delete(systemActor, org.slug);
+      assert.deepEqual(await rowsOf(), [0, 0]);
+    });
   });
 }

@@ -8,6 +8,7 @@ import * as ota from './0006_ota.ts';
 import * as seriesSpeed from './0007_series_speed.ts';
 import * as rdfmIds from './0008_rdfm_ids.ts';
 import * as sequenceRevisions from './0009_sequence_revisions.ts';
+import * as valuesWithoutForeignKeys from './0010_values_without_foreign_keys.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_series_speed': seriesSpeed,
   '0008_rdfm_ids': rdfmIds,
   '0009_sequence_revisions': sequenceRevisions,
+  '0010_values_without_foreign_keys': valuesWithoutForeignKeys,
 };
