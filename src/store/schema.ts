@@ -340,6 +340,8 @@ export interface Database {
     requested_by_id: string;
     created_at: string;
     finished_at: string | null;
+    /** Upload URLs given for parts 1 to `parts` (devices that upload in parts); null for a whole upload. */
+    parts: number | null;
   };
   device_logs: { id: string; org_id: string; device_id: string; device_timestamp: string; at: string; name: string; entry: string; created_at: string };
   /** RDFM's integer for a fleetd id, per kind of object (adapters/rdfm/ids.ts). */

@@ -268,6 +268,7 @@ const rows: { [T in keyof Database]: Database[T] } = {
     requested_by_id: 'usr_1',
     created_at: at,
     finished_at: at,
+    parts: 3,
   },
   device_logs: { id: 'log_1', org_id: 'org_1', device_id: 'dev_1', device_timestamp: 'Wed, 02 Oct 2002 15:00:00 -0000', at: '2002-10-02T15:00:00.000Z', name: 'CPU', entry: '0.123', created_at: at },
   rdfm_ids: { kind: 'device', number: 1, fleetd_id: 'dev_1' },

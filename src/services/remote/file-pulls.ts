@@ -58,6 +58,9 @@ const toPull = (row: PullRow): FilePull => ({
 
 const pullBlobKey = (orgId: string, pullId: string) => `pulls/${orgId}/${pullId}`;
 
+/** Where part `n` (from 1) of a pull uploaded in parts waits until the device says the upload is complete. */
+export const pullPartKey = (orgId: string, pullId: string, n: number): string => `pulls-parts/${orgId}/${pullId}/${n}`;
+
 const tooLarge = (max: number) => new FleetError('payload_too_large', `The file is larger than ${max} bytes (maxFilePullSize)`);
 
 /** Passes `content` on, failing once more than `max` bytes went through: the blob write then stops and leaves nothing. */
@@ -112,16 +115,26 @@ export class FilePulls {
     await this.#sweeping;
   }
 
-  /** Fails the pulls still pending filePullTimeout after they were requested; returns how many. */
+  /**
+   * Fails the pulls still pending filePullTimeout after they were requested, removing the parts their
+   * device uploaded; returns how many. Each is failed by one conditional update, so of several nodes
+   * sweeping at once only one ends it and removes its parts.
+   */
   async sweepTimeouts(now = Date.now()): Promise<number> {
     const timeout = this.#config.filePullTimeout;
-    const updated = await this.#store.db
-      .updateTable('file_pulls')
-      .set({ status: 'failed', error: `the device sent no file within ${timeout} s`, finished_at: nowIso(now) })
+    const expired = await this.#store.db
+      .selectFrom('file_pulls')
+      .select(['id', 'org_id', 'parts'])
       .where('status', '=', 'pending')
       .where('created_at', '<', nowIso(now - timeout * 1000))
-      .executeTakeFirst();
-    return Number(updated.numUpdatedRows);
+      .execute();
+    let failed = 0;
+    for (const pull of expired) {
+      if (!(await this.#finishFailed(pull.id, ['pending'], `the device sent no file within ${timeout} s`, now))) continue;
+      failed++;
+      if (pull.parts !== null) await this.removeParts(pull.org_id, pull.id, pull.parts).catch((error: unknown) => this.#logger.warn({ err: error, pullId: pull.id }, 'could not remove the parts of a timed out file pull'));
+    }
+    return failed;
   }
 
   /** Records the request (pending); the caller then tells the device, and calls `fail` if it cannot. */
@@ -144,6 +157,7 @@ export class FilePulls {
       requested_by_id: who.id,
       created_at: nowIso(),
       finished_at: null,
+      parts: null,
     };
     await this.#store.transaction(async (tx) => {
       await tx.insertInto('file_pulls').values(row).execute();
@@ -184,6 +198,7 @@ export class FilePulls {
   async partTokens(device: DeviceRef, pullId: string, parts: number, partSize: number): Promise<{ pull: FilePull; tokens: string[] }> {
     const row = await this.#ofDevice(device, pullId);
     if (row.status !== 'pending') throw conflict(`The pull is ${row.status}: it takes no upload`);
+    await this.#store.db.updateTable('file_pulls').set({ parts }).where('id', '=', row.id).execute();
     const expiresAt = Math.floor(Date.now() / 1000) + this.#config.filePullTimeout;
     const tokens = Array.from({ length: parts }, (_, i) => this.#links.sign({ pullId: row.id, orgId: row.org_id, part: { number: i + 1, partSize }, expiresAt }));
     return { pull: toPull(row), tokens };
@@ -256,8 +271,13 @@ export class FilePulls {
     await this.#finishFailed(pullId, ['pending'], error);
   }
 
-  async #finishFailed(pullId: string, from: Array<PullRow['status']>, error: string): Promise<boolean> {
-    const updated = await this.#store.db.updateTable('file_pulls').set({ status: 'failed', error, finished_at: nowIso() }).where('id', '=', pullId).where('status', 'in', from).executeTakeFirst();
+  /** Removes a pull's parts: 1 to `count`, and any stored past them. */
+  async removeParts(orgId: string, pullId: string, count: number): Promise<void> {
+    for (let n = 1; n <= count || (await this.#blobs.stat(pullPartKey(orgId, pullId, n))) !== undefined; n++) await this.#blobs.delete(pullPartKey(orgId, pullId, n));
+  }
+
+  async #finishFailed(pullId: string, from: Array<PullRow['status']>, error: string, now = Date.now()): Promise<boolean> {
+    const updated = await this.#store.db.updateTable('file_pulls').set({ status: 'failed', error, finished_at: nowIso(now) }).where('id', '=', pullId).where('status', 'in', from).executeTakeFirst();
     return updated.numUpdatedRows > 0n;
   }
 

@@ -9,6 +9,7 @@ import * as seriesSpeed from './0007_series_speed.ts';
 import * as rdfmIds from './0008_rdfm_ids.ts';
 import * as sequenceRevisions from './0009_sequence_revisions.ts';
 import * as valuesWithoutForeignKeys from './0010_values_without_foreign_keys.ts';
+import * as filePullParts from './0011_file_pull_parts.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_rdfm_ids': rdfmIds,
   '0009_sequence_revisions': sequenceRevisions,
   '0010_values_without_foreign_keys': valuesWithoutForeignKeys,
+  '0011_file_pull_parts': filePullParts,
 };

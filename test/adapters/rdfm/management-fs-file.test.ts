@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { partKey } from '../../../src/adapters/rdfm/device/fs-file-parts.ts';
 import { RdfmIds } from '../../../src/adapters/rdfm/ids.ts';
+import { pullPartKey as partKey } from '../../../src/services/remote/file-pulls.ts';
 import { PullLinks } from '../../../src/services/remote/pull-links.ts';
 import { loadJwtSecret } from '../../../src/services/sessions.ts';
 import { backends } from '../../helpers/backends.ts';
@@ -149,6 +149,20 @@ for (const backend of await backends()) {
       assert.deepEqual((await answer).body, { status: -1, url: '' });
       assert.equal((await pullOf(probe.id)).error, 'the device reported fewer parts than it uploaded');
       for (const n of [1, 2]) assert.equal(await server.services.blobs.stat(partKey(server.admin.orgId, probe.id, n)), undefined);
+    });
+
+    it('removes the parts of a pull whose device never says its upload is complete', async () => {
+      const answer = admin({ file: '/var/log/messages' });
+      const probe = await next('fs_file_probe');
+      socket.send({ method: 'fs_file_probe_reply', id: probe.id, status: 0, size: 12 * MiB });
+      const { upload_urls: urls } = await next('fs_file_download');
+      for (const url of urls.slice(0, 2)) assert.equal((await putPart(url, Buffer.alloc(5 * MiB))).status, 200);
+      // filePullTimeout's default.
+      const timeout = 600;
+      assert.equal(await server.services.filePulls.sweepTimeouts(Date.now() + (timeout + 1) * 1000), 1);
+      assert.deepEqual((await answer).body, { status: -1, url: '' });
+      assert.equal((await pullOf(probe.id)).error, `the device sent no file within ${timeout} s`);
+      for (const n of [1, 2, 3]) assert.equal(await server.services.blobs.stat(partKey(server.admin.orgId, probe.id, n)), undefined);
     });
 
     it('refuses a device without filesystem, an offline one, viewers, other organizations, no token and a bad body', async () => {

@@ -3,6 +3,7 @@ import type { BlobStore } from '../../../blob/blob-store.ts';
 import type { Config } from '../../../config/keys.ts';
 import { FleetError } from '../../../core/errors.ts';
 import type { Logger } from '../../../log.ts';
+import { pullPartKey } from '../../../services/remote/file-pulls.ts';
 
 /** S3's multipart rules, which RDFM's client follows: parts of at least 5 MiB (but the last), at most 10000 of them. */
 const minPartSize = 5 * 1024 * 1024;
@@ -17,9 +18,6 @@ export function partPlan(size: number): { parts: number; partSize: number } {
 /** The largest part any pull may be cut into: the largest file's. */
 export const largestPart = (config: Pick<Config, 'maxFilePullSize'>): number => partPlan(config.maxFilePullSize).partSize;
 
-/** Where part `n` (from 1) of a pull waits until the device says the upload is complete. */
-export const partKey = (orgId: string, pullId: string, n: number): string => `pulls-parts/${orgId}/${pullId}/${n}`;
-
 /** The URL a device PUTs part `n` to, as RDFM's local storage driver names them; the token is its only credential. */
 export const partUrl = (baseUrl: string, pullId: string, n: number, token: string): string =>
   `${baseUrl}/local_storage_multipart/parts/${pullId}.${n}?token=${encodeURIComponent(token)}`;
@@ -27,15 +25,10 @@ export const partUrl = (baseUrl: string, pullId: string, n: number, token: strin
 /** Parts 1 to `count`, one after the other; a missing one breaks the stream off. */
 export async function* joinedParts(blobs: BlobStore, orgId: string, pullId: string, count: number): AsyncGenerator<Buffer> {
   for (let n = 1; n <= count; n++) {
-    const part = await blobs.getStream(partKey(orgId, pullId, n));
+    const part = await blobs.getStream(pullPartKey(orgId, pullId, n));
     if (!part) throw new Error(`part ${n} of pull ${pullId} is missing`);
     for await (const chunk of part.stream as Readable) yield chunk as Buffer;
   }
-}
-
-/** Removes the pull's parts: 1 to `count`, and any the device stored past them. */
-export async function deleteParts(blobs: BlobStore, orgId: string, pullId: string, count: number): Promise<void> {
-  for (let n = 1; n <= count || (await blobs.stat(partKey(orgId, pullId, n))) !== undefined; n++) await blobs.delete(partKey(orgId, pullId, n));
 }
 
 /**

@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { FleetError } from '../../../core/errors.ts';
+import { pullPartKey } from '../../../services/remote/file-pulls.ts';
 import type { RdfmConnection } from './connection.ts';
 import type { FrameHandler } from './frame-handler.ts';
-import { deleteParts, joinedParts, partKey, unlessLate } from './fs-file-parts.ts';
+import { joinedParts, unlessLate } from './fs-file-parts.ts';
 
 type DownloadReply = { id: string; status: number; etags?: string[] };
 
@@ -17,7 +18,7 @@ async function settle(connection: RdfmConnection, frame: DownloadReply, count: n
   if (frame.status !== 0) return filePulls.reportFailure(device, frame.id, `device status ${frame.status}`);
   if (count === 0) return filePulls.reportFailure(device, frame.id, 'the device reported no parts');
   // A part past those reported would be left out: the file would not be what the device sent.
-  if ((await blobs.stat(partKey(device.orgId, frame.id, count + 1))) !== undefined) {
+  if ((await blobs.stat(pullPartKey(device.orgId, frame.id, count + 1))) !== undefined) {
     return filePulls.reportFailure(device, frame.id, 'the device reported fewer parts than it uploaded');
   }
   return filePulls.receive(device, frame.id, Readable.from(joinedParts(blobs, device.orgId, frame.id, count))).catch((error: unknown) => {
@@ -40,14 +41,14 @@ export const fsFileDownloadReply: FrameHandler<DownloadReply> = {
     etags: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { maxItems: 10_000 })),
   }),
   async handle(connection, frame) {
-    const { blobs } = connection.hub.services;
+    const { filePulls } = connection.hub.services;
     const count = frame.status === 0 ? (frame.etags?.length ?? 0) : 0;
     try {
       await unlessLate(connection.logger, frame.id, () => settle(connection, frame, count));
     } catch (error) {
-      if (!foreign(error)) await deleteParts(blobs, connection.device.orgId, frame.id, count);
+      if (!foreign(error)) await filePulls.removeParts(connection.device.orgId, frame.id, count);
       throw error;
     }
-    await deleteParts(blobs, connection.device.orgId, frame.id, count);
+    await filePulls.removeParts(connection.device.orgId, frame.id, count);
   },
 };

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { FleetError, forbidden } from '../../../core/errors.ts';
+import { pullPartKey } from '../../../services/remote/file-pulls.ts';
 import type { RdfmOptions } from '../plugin.ts';
 import { rawBody } from './body.ts';
-import { largestPart, partKey } from './fs-file-parts.ts';
+import { largestPart } from './fs-file-parts.ts';
 
 /** RDFM's local driver names a part `<upload>.<number>`: here the pull id and the part's number, from 1. */
 const partName = /^([A-Za-z0-9_-]{1,100})\.([1-9][0-9]{0,4})$/;
@@ -24,7 +25,7 @@ export async function multipartPartRoutes(app: FastifyInstance, { services, conf
     if (pullId !== grant.pullId || Number(number) !== grant.part.number) throw forbidden('This upload URL is for another part');
     const content = rawBody(request);
     if (content.length > grant.part.partSize) throw new FleetError('payload_too_large', `A part is at most ${grant.part.partSize} bytes`);
-    const stored = await services.blobs.put(partKey(grant.orgId, grant.pullId, grant.part.number), content);
+    const stored = await services.blobs.put(pullPartKey(grant.orgId, grant.pullId, grant.part.number), content);
     return reply.header('etag', `"${stored.sha256}"`).send('');
   });
 }
