@@ -77,6 +77,13 @@ function capped(content: Readable, max: number): Readable {
   );
 }
 
+/** Why an upload failed, for the pull's record: a refusal of the content says what it refused. */
+function uploadFailure(error: unknown): string {
+  if (error instanceof FleetError && error.code === 'payload_too_large') return 'the file is too large';
+  if (error instanceof FleetError && error.code === 'bad_request') return error.message;
+  return 'the upload broke off';
+}
+
 /**
  * Files pulled from devices into blob storage. An admin asks (the device must offer `filesystem` and
  * be connected); the device is told by its adapter and uploads the bytes once with its own
@@ -253,8 +260,7 @@ export class FilePulls {
       return toPull({ ...row, ...done });
     } catch (error) {
       await this.#blobs.delete(key).catch(() => {});
-      const reason = error instanceof FleetError && error.code === 'payload_too_large' ? 'the file is too large' : 'the upload broke off';
-      await this.#finishFailed(row.id, ['uploading'], reason);
+      await this.#finishFailed(row.id, ['uploading'], uploadFailure(error));
       throw error;
     }
   }

@@ -101,7 +101,7 @@ for (const backend of await backends()) {
       assert.deepEqual((await failing).body, { status: 5, url: '' });
     });
 
-    it('fails a file above maxFilePullSize, and a download reply without its parts', async () => {
+    it('fails a file above maxFilePullSize, a download reply without its parts, and a part its ETag does not name', async () => {
       const large = admin({ file: '/huge' });
       const probe = await next('fs_file_probe');
       socket.send({ method: 'fs_file_probe_reply', id: probe.id, status: 0, size: 2 ** 40 });
@@ -114,7 +114,20 @@ for (const backend of await backends()) {
       await next('fs_file_download');
       socket.send({ method: 'fs_file_download_reply', id: second.id, status: 0, etags: ['"x"'] });
       assert.deepEqual((await missing).body, { status: -1, url: '' });
-      assert.equal((await pullOf(second.id)).status, 'failed');
+      assert.equal((await pullOf(second.id)).error, 'part 1 was not uploaded');
+
+      // A part that is not the one the device's ETag names: nothing is stored, the parts go.
+      const changed = admin({ file: '/changed' });
+      const third = await next('fs_file_probe');
+      socket.send({ method: 'fs_file_probe_reply', id: third.id, status: 0, size: 10 });
+      const { upload_urls: urls } = await next('fs_file_download');
+      const put = await putPart(urls[0], Buffer.from('0123456789'));
+      assert.equal(put.status, 200);
+      socket.send({ method: 'fs_file_download_reply', id: third.id, status: 0, etags: [`"${createHash('sha256').update('9876543210').digest('hex')}"`] });
+      assert.deepEqual((await changed).body, { status: -1, url: '' });
+      const failed = await pullOf(third.id);
+      assert.deepEqual([failed.status, failed.error, failed.size], ['failed', 'part 1 is not the one its ETag names', null]);
+      assert.equal(await server.services.blobs.stat(partKey(server.admin.orgId, third.id, 1)), undefined);
     });
 
     it('refuses hostile part uploads, and leaves the pull pending', async () => {

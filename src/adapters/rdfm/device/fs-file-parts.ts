@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../../../blob/blob-store.ts';
 import type { Config } from '../../../config/keys.ts';
-import { FleetError } from '../../../core/errors.ts';
+import { badRequest, FleetError } from '../../../core/errors.ts';
 import type { Logger } from '../../../log.ts';
 import { pullPartKey } from '../../../services/remote/file-pulls.ts';
 
@@ -22,12 +23,21 @@ export const largestPart = (config: Pick<Config, 'maxFilePullSize'>): number => 
 export const partUrl = (baseUrl: string, pullId: string, n: number, token: string): string =>
   `${baseUrl}/local_storage_multipart/parts/${pullId}.${n}?token=${encodeURIComponent(token)}`;
 
-/** Parts 1 to `count`, one after the other; a missing one breaks the stream off. */
-export async function* joinedParts(blobs: BlobStore, orgId: string, pullId: string, count: number): AsyncGenerator<Buffer> {
-  for (let n = 1; n <= count; n++) {
-    const part = await blobs.getStream(pullPartKey(orgId, pullId, n));
-    if (!part) throw new Error(`part ${n} of pull ${pullId} is missing`);
-    for await (const chunk of part.stream as Readable) yield chunk as Buffer;
+/**
+ * The parts whose ETags the device reports, one after the other, each checked against its ETag
+ * (fleetd answers a part with its SHA-256, quoted, as S3 with its MD5): a part missing or not the
+ * one the device uploaded breaks the stream off, and with it the upload of the joined file.
+ */
+export async function* joinedParts(blobs: BlobStore, orgId: string, pullId: string, etags: readonly string[]): AsyncGenerator<Buffer> {
+  for (const [i, etag] of etags.entries()) {
+    const part = await blobs.getStream(pullPartKey(orgId, pullId, i + 1));
+    if (!part) throw badRequest(`part ${i + 1} was not uploaded`);
+    const hash = createHash('sha256');
+    for await (const chunk of part.stream as Readable) {
+      hash.update(chunk as Buffer);
+      yield chunk as Buffer;
+    }
+    if (hash.digest('hex') !== etag.replace(/^(W\/)?"|"$/g, '')) throw badRequest(`part ${i + 1} is not the one its ETag names`);
   }
 }
 

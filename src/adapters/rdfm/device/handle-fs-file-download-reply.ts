@@ -11,8 +11,9 @@ type DownloadReply = { id: string; status: number; etags?: string[] };
 /** The device names a pull that is not its own, or none. */
 const foreign = (error: unknown) => error instanceof FleetError && (error.code === 'not_found' || error.code === 'forbidden');
 
-/** Ends the pull: failed with the device's status, or done with parts 1 to `count` joined in order. */
-async function settle(connection: RdfmConnection, frame: DownloadReply, count: number): Promise<unknown> {
+/** Ends the pull: failed with the device's status, or done with the parts its ETags name joined in order. */
+async function settle(connection: RdfmConnection, frame: DownloadReply, etags: readonly string[]): Promise<unknown> {
+  const count = etags.length;
   const { filePulls, blobs } = connection.hub.services;
   const { device } = connection;
   if (frame.status !== 0) return filePulls.reportFailure(device, frame.id, `device status ${frame.status}`);
@@ -21,7 +22,7 @@ async function settle(connection: RdfmConnection, frame: DownloadReply, count: n
   if ((await blobs.stat(pullPartKey(device.orgId, frame.id, count + 1))) !== undefined) {
     return filePulls.reportFailure(device, frame.id, 'the device reported fewer parts than it uploaded');
   }
-  return filePulls.receive(device, frame.id, Readable.from(joinedParts(blobs, device.orgId, frame.id, count))).catch((error: unknown) => {
+  return filePulls.receive(device, frame.id, Readable.from(joinedParts(blobs, device.orgId, frame.id, etags))).catch((error: unknown) => {
     // The pull ended failed with its reason (a missing part, too large, storage): no fault of the device's frame.
     if (foreign(error) || (error instanceof FleetError && error.code === 'conflict')) throw error;
     connection.logger.warn({ err: error, pullId: frame.id }, 'an RDFM file download could not be stored');
@@ -42,9 +43,10 @@ export const fsFileDownloadReply: FrameHandler<DownloadReply> = {
   }),
   async handle(connection, frame) {
     const { filePulls } = connection.hub.services;
-    const count = frame.status === 0 ? (frame.etags?.length ?? 0) : 0;
+    const etags = frame.status === 0 ? (frame.etags ?? []) : [];
+    const count = etags.length;
     try {
-      await unlessLate(connection.logger, frame.id, () => settle(connection, frame, count));
+      await unlessLate(connection.logger, frame.id, () => settle(connection, frame, etags));
     } catch (error) {
       if (!foreign(error)) await filePulls.removeParts(connection.device.orgId, frame.id, count);
       throw error;
