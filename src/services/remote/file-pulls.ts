@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { BlobStore } from '../../blob/blob-store.ts';
+import type { BlobStore, StoredBlob } from '../../blob/blob-store.ts';
 import type { Config } from '../../config/keys.ts';
 import { authorize, type Principal } from '../../core/access.ts';
 import { conflict, FleetError, forbidden, notFound } from '../../core/errors.ts';
@@ -63,14 +63,21 @@ export const pullPartKey = (orgId: string, pullId: string, n: number): string =>
 
 const tooLarge = (max: number) => new FleetError('payload_too_large', `The file is larger than ${max} bytes (maxFilePullSize)`);
 
-/** Passes `content` on, failing once more than `max` bytes went through: the blob write then stops and leaves nothing. */
-function capped(content: Readable, max: number): Readable {
+/**
+ * Passes `content` on, failing with `tooLargeError` once more than `max` bytes went through: the
+ * blob write then stops and leaves nothing. The rest of `content` is read and dropped rather than
+ * destroyed, so that a request body too large still gets its answer on a connection that lives on.
+ */
+function capped(content: Readable, max: number, tooLargeError: () => FleetError): Readable {
   return Readable.from(
     (async function* () {
       let received = 0;
-      for await (const chunk of content) {
+      for await (const chunk of content.iterator({ destroyOnReturn: false })) {
         received += (chunk as Buffer).length;
-        if (received > max) throw tooLarge(max);
+        if (received > max) {
+          content.resume();
+          throw tooLargeError();
+        }
         yield chunk as Buffer;
       }
     })(),
@@ -222,6 +229,16 @@ export class FilePulls {
     return { ...grant, part };
   }
 
+  /**
+   * Stores a part its grant allows, streamed, at most the grant's part size (413 above it, with the
+   * part as it was before). A part sent again replaces the one before.
+   */
+  async storePart(grant: Required<PullGrant>, content: Readable): Promise<StoredBlob> {
+    const { partSize } = grant.part;
+    const partTooLarge = () => new FleetError('payload_too_large', `A part is at most ${partSize} bytes`);
+    return this.#blobs.putStream(pullPartKey(grant.orgId, grant.pullId, grant.part.number), capped(content, partSize, partTooLarge));
+  }
+
   #pulledFile(row: PullRow): PulledFile {
     const key = row.blob_key;
     if (row.status !== 'done' || key === null) throw conflict(`The pull is ${row.status}: there is no file yet`, { status: row.status });
@@ -254,7 +271,7 @@ export class FilePulls {
     if (taken.numUpdatedRows === 0n) throw conflict(`The pull is ${(await this.#ofDevice(device, pullId)).status}: it takes no upload`);
     const key = pullBlobKey(row.org_id, row.id);
     try {
-      const stored = await this.#blobs.putStream(key, capped(content, max));
+      const stored = await this.#blobs.putStream(key, capped(content, max, () => tooLarge(max)));
       const done: Partial<PullRow> = { status: 'done', blob_key: key, size: stored.size, sha256: stored.sha256, finished_at: nowIso() };
       await this.#store.db.updateTable('file_pulls').set(done).where('id', '=', row.id).execute();
       return toPull({ ...row, ...done });

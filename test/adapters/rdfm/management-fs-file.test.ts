@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { RdfmIds } from '../../../src/adapters/rdfm/ids.ts';
 import { pullPartKey as partKey } from '../../../src/services/remote/file-pulls.ts';
@@ -152,6 +153,11 @@ for (const backend of await backends()) {
       const oversize = await putPart(urls[0], Buffer.alloc(5 * MiB + 1));
       assert.equal(oversize.status, 413);
       assert.ok(JSON.parse(oversize.body).error);
+      // Sent without a length (chunked), a part is cut off as it streams past its size.
+      const chunks = Readable.toWeb(Readable.from([Buffer.alloc(3 * MiB), Buffer.alloc(3 * MiB)])) as ReadableStream;
+      const chunked = await fetch(urls[0], { method: 'PUT', body: chunks, duplex: 'half' } as RequestInit);
+      assert.equal(chunked.status, 413);
+      assert.match(((await chunked.json()) as { error: string }).error, /at most 5242880 bytes/);
       assert.equal(await server.services.blobs.stat(partKey(server.admin.orgId, probe.id, 1)), undefined);
       assert.equal((await pullOf(probe.id)).status, 'pending');
 

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BlobStore } from '../../../blob/blob-store.ts';
-import type { Config } from '../../../config/keys.ts';
 import { badRequest, FleetError } from '../../../core/errors.ts';
 import type { Logger } from '../../../log.ts';
 import { pullPartKey } from '../../../services/remote/file-pulls.ts';
@@ -15,9 +14,6 @@ export function partPlan(size: number): { parts: number; partSize: number } {
   const partSize = Math.max(minPartSize, Math.ceil(size / maxParts));
   return { parts: Math.max(1, Math.ceil(size / partSize)), partSize };
 }
-
-/** The largest part any pull may be cut into: the largest file's. */
-export const largestPart = (config: Pick<Config, 'maxFilePullSize'>): number => partPlan(config.maxFilePullSize).partSize;
 
 /** The URL a device PUTs part `n` to, as RDFM's local storage driver names them; the token is its only credential. */
 export const partUrl = (baseUrl: string, pullId: string, n: number, token: string): string =>
