@@ -89,6 +89,29 @@ function distinctIds(deviceIds: string[]): string[] {
   return ids;
 }
 
+/** Adds the devices (all of the organization's, or not_found) not yet in the static group; returns how many. */
+async function insertMembers(tx: Db, actor: Actor, orgId: string, groupId: string, ids: string[]): Promise<number> {
+  const devices = await tx.selectFrom('devices').select('id').where('org_id', '=', orgId).where('id', 'in', ids).execute();
+  const known = new Set(devices.map((d) => d.id));
+  const unknown = ids.filter((id) => !known.has(id));
+  if (unknown.length > 0) throw new FleetError('not_found', `${unknown.length} of the devices were not found`, { details: { deviceIds: unknown } });
+  const members = await tx.selectFrom('device_group_members').select('device_id').where('group_id', '=', groupId).where('device_id', 'in', ids).execute();
+  const present = new Set(members.map((m) => m.device_id));
+  const added = ids.filter((id) => !present.has(id));
+  if (added.length === 0) return 0;
+  await tx.insertInto('device_group_members').values(added.map((device_id) => ({ group_id: groupId, device_id }))).execute();
+  await tx.updateTable('device_groups').set({ updated_at: nowIso() }).where('id', '=', groupId).execute();
+  await recordAudit(tx, actor, { orgId, action: 'group.add_members', target: { type: 'group', id: groupId }, details: { deviceIds: added } });
+  return added.length;
+}
+
+/** Removes members of a static group (the caller knows they are). */
+async function deleteMembers(tx: Db, actor: Actor, orgId: string, groupId: string, ids: string[]): Promise<void> {
+  await tx.deleteFrom('device_group_members').where('group_id', '=', groupId).where('device_id', 'in', ids).execute();
+  await tx.updateTable('device_groups').set({ updated_at: nowIso() }).where('id', '=', groupId).execute();
+  await recordAudit(tx, actor, { orgId, action: 'group.remove_members', target: { type: 'group', id: groupId }, details: { deviceIds: ids } });
+}
+
 export class Groups {
   constructor(
     private readonly store: Store,
@@ -182,18 +205,26 @@ export class Groups {
     authorize(actor.principal, 'device.manage', { orgId: org.id });
     return this.store.transaction(async (tx) => {
       await this.lockStatic(tx, org.id, groupId);
-      const devices = await tx.selectFrom('devices').select('id').where('org_id', '=', org.id).where('id', 'in', ids).execute();
-      const known = new Set(devices.map((d) => d.id));
-      const unknown = ids.filter((id) => !known.has(id));
-      if (unknown.length > 0) throw new FleetError('not_found', `${unknown.length} of the devices were not found`, { details: { deviceIds: unknown } });
-      const members = await tx.selectFrom('device_group_members').select('device_id').where('group_id', '=', groupId).where('device_id', 'in', ids).execute();
-      const present = new Set(members.map((m) => m.device_id));
-      const added = ids.filter((id) => !present.has(id));
-      if (added.length === 0) return { added: 0 };
-      await tx.insertInto('device_group_members').values(added.map((device_id) => ({ group_id: groupId, device_id }))).execute();
-      await tx.updateTable('device_groups').set({ updated_at: nowIso() }).where('id', '=', groupId).execute();
-      await recordAudit(tx, actor, { orgId: org.id, action: 'group.add_members', target: { type: 'group', id: groupId }, details: { deviceIds: added } });
-      return { added: added.length };
+      return { added: await insertMembers(tx, actor, org.id, groupId, ids) };
+    });
+  }
+
+  /**
+   * Adds and removes devices of a static group in one transaction, as RDFM's group changes do:
+   * every device to add must be one of the organization's (or nothing changes), a device to remove
+   * that is not a member changes nothing.
+   */
+  async changeMembers(actor: Actor, orgIdOrSlug: string, groupId: string, change: { add: string[]; remove: string[] }): Promise<{ added: number; removed: number }> {
+    const [add, remove] = [[...new Set(change.add)], [...new Set(change.remove)]];
+    if (add.length + remove.length > maxMembersPerCall) throw badRequest(`At most ${maxMembersPerCall} devices per call`);
+    const org = await this.organizations.resolve(orgIdOrSlug);
+    authorize(actor.principal, 'device.manage', { orgId: org.id });
+    return this.store.transaction(async (tx) => {
+      await this.lockStatic(tx, org.id, groupId);
+      const added = add.length === 0 ? 0 : await insertMembers(tx, actor, org.id, groupId, add);
+      const members = remove.length === 0 ? [] : await tx.selectFrom('device_group_members').select('device_id').where('group_id', '=', groupId).where('device_id', 'in', remove).execute();
+      if (members.length > 0) await deleteMembers(tx, actor, org.id, groupId, members.map((m) => m.device_id));
+      return { added, removed: members.length };
     });
   }
 
@@ -208,9 +239,7 @@ export class Groups {
       const present = new Set(members.map((m) => m.device_id));
       const absent = ids.filter((id) => !present.has(id));
       if (absent.length > 0) throw new FleetError('not_found', `${absent.length} of the devices are not members of the group`, { details: { deviceIds: absent } });
-      await tx.deleteFrom('device_group_members').where('group_id', '=', groupId).where('device_id', 'in', ids).execute();
-      await tx.updateTable('device_groups').set({ updated_at: nowIso() }).where('id', '=', groupId).execute();
-      await recordAudit(tx, actor, { orgId: org.id, action: 'group.remove_members', target: { type: 'group', id: groupId }, details: { deviceIds: ids } });
+      await deleteMembers(tx, actor, org.id, groupId, ids);
       return { removed: ids.length };
     });
   }

@@ -146,6 +146,19 @@ for (const backend of await backends()) {
       assert.equal(await services.groups.effectiveGroupOf(org, lonely), null);
     });
 
+    it('adds and removes members in one transaction: an unknown device to add changes nothing', async () => {
+      const [kept, gone, joining] = [await device('change-kept'), await device('change-gone'), await device('change-joining')];
+      const g = await group('change');
+      await services.groups.addMembers(systemActor, org, g, [kept, gone]);
+      await assert.rejects(services.groups.changeMembers(systemActor, org, g, { add: [joining, 'dev_missing'], remove: [gone] }), { code: 'not_found' });
+      assert.deepEqual(await memberNames(g), ['change-gone', 'change-kept']);
+      const foreign = await device('change-foreign', { orgId: otherOrg });
+      await assert.rejects(services.groups.changeMembers(systemActor, org, g, { add: [foreign], remove: [gone] }), { code: 'not_found' });
+      assert.deepEqual(await memberNames(g), ['change-gone', 'change-kept']);
+      assert.deepEqual(await services.groups.changeMembers(systemActor, org, g, { add: [joining, kept], remove: [gone, 'dev_never_a_member'] }), { added: 1, removed: 1 });
+      assert.deepEqual(await memberNames(g), ['change-joining', 'change-kept']);
+    });
+
     it('evaluates more dynamic groups than one query holds', async () => {
       const target = await device('Target', { tags: ['many'], metadata: { n: 7 } });
       // Written straight to the store: what is tested is reading them.

@@ -61,16 +61,14 @@ export async function groupRoutes(app: FastifyInstance, options: RdfmRouteOption
       return {};
     });
 
-    // Additions first, then removals; a device to add that is unknown, or in another group of the same priority, changes nothing.
+    // Additions and removals in one transaction; a device to add that is unknown, or in another group of the same priority, changes nothing.
     app.patch(`/api/${version}/groups/:id/devices`, write, async (request: GroupRequest) => {
       const { add, remove } = validateDevices(request.body);
       const { actor, org, group } = await groupOf(request, 'device.manage');
       const added = await Promise.all(add.map(async (number) => (await ids.fleetdId('device', number)) ?? missingDevice(number)));
       await refuseSamePriority(options, actor.principal, group, group.priority, added);
-      if (added.length > 0) await groups.addMembers(actor, org.id, group.id, added).catch(unknownDevicesConflict);
-      const members = new Set(await groups.memberIds(org.id, group.id));
-      const removed = (await Promise.all(remove.map((number) => ids.fleetdId('device', number)))).filter((id): id is string => id !== undefined && members.has(id));
-      if (removed.length > 0) await groups.removeMembers(actor, org.id, group.id, removed);
+      const removed = (await Promise.all(remove.map((number) => ids.fleetdId('device', number)))).filter((id): id is string => id !== undefined);
+      if (added.length + removed.length > 0) await groups.changeMembers(actor, org.id, group.id, { add: added, remove: removed }).catch(unknownDevicesConflict);
       return {};
     });
 
