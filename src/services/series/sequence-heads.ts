@@ -11,7 +11,7 @@ const maxDefinitions = 1000;
 const definitions = new Map<string, RrdDefinition>();
 
 /** The archive definition stored as `text` (sequences.rrd); parsed once per distinct text, shared: never change it. */
-export function parseDefinition(text: string): RrdDefinition {
+function parseDefinition(text: string): RrdDefinition {
   let definition = definitions.get(text);
   if (!definition) {
     if (definitions.size >= maxDefinitions) definitions.clear();
