@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon, { type Result } from 'autocannon';
+import type { Result } from 'autocannon';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -281,26 +281,32 @@ export async function measure(targets: Target[], settings: Settings, log: (line:
   });
 }
 
+const autocannonBin = join(repoRoot, 'node_modules', 'autocannon', 'autocannon.js');
+
+/**
+ * One load run, by autocannon in a process of its own: the load generator starts fresh every run,
+ * whatever this process did before (the OTA benchmark's downloads leave a heap whose collections
+ * slowed an in-process generator, and through it the answers counted).
+ */
 async function loadOnce(target: Target, headers: Record<string, string>, duration: number, connections: number): Promise<Result> {
-  const instance = autocannon({
-    url: target.url,
-    connections,
-    pipelining: 1,
-    duration,
-    timeout: 10,
-    method: target.method ?? 'GET',
-    body: target.body,
-    headers,
-    expectBody: target.expectBody,
-    title: target.title,
-  });
-  let result: Result;
+  const args = ['-j', '-c', String(connections), '-p', '1', '-d', String(duration), '-t', '10', '-m', target.method ?? 'GET'];
+  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}=${value}`);
+  if (target.body !== undefined) args.push('-b', target.body);
+  if (target.expectBody !== undefined) args.push('-E', target.expectBody);
+  const generator = spawn(process.execPath, [autocannonBin, ...args, target.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  generator.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  generator.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+  const ended = new Promise<number | null>((resolve) => generator.once('exit', resolve));
+  let code: number | null;
   try {
-    result = await within((duration + 30) * 1000, `load run ${target.title}`, Promise.race([Promise.resolve(instance), target.child.exited]));
-  } catch (error) {
-    instance.stop();
-    throw error;
+    code = await within((duration + 30) * 1000, `load run ${target.title}`, Promise.race([ended, target.child.exited]));
+  } finally {
+    generator.kill();
   }
+  if (code !== 0) throw new Error(`autocannon ended with ${code} on ${target.title}: ${stderr}`);
+  const result = JSON.parse(stdout) as Result;
   const problems = problemsOf(result);
   if (problems.length > 0) throw new Error(`${target.title}: ${problems.join('; ')}`);
   return result;
