@@ -41,17 +41,8 @@ export function sendError(error: Error, request: FastifyRequest, reply: FastifyR
   if (fleet.code === 'internal') request.log.error({ err: error }, 'request failed');
   else request.log.info({ code: fleet.code, message: fleet.message }, 'request refused');
   if (fleet.retryAfter !== undefined) reply.header('retry-after', String(fleet.retryAfter));
-  closeIfBodyUnread(request, reply);
   const body = { error: { code: fleet.code, message: fleet.message, ...(fleet.details !== undefined && { details: fleet.details }) } };
   return reply.status(fleet.httpStatus).type('application/json').send(body);
-}
-
-/**
- * A refusal sent before the request's body was all read (a streamed upload cut off at its size cap)
- * ends the connection with it: what the client still sends is no next request.
- */
-export function closeIfBodyUnread(request: FastifyRequest, reply: FastifyReply): void {
-  if (!request.raw.complete) reply.header('connection', 'close');
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/keys.ts';
 import type { DeviceLinks } from '../../hub/device-links.ts';
 import type { EventStream } from '../../hub/events.ts';
-import { closeIfBodyUnread, toFleetError } from '../../http/errors.ts';
+import { toFleetError } from '../../http/errors.ts';
 import type { Services } from '../../services/index.ts';
 import { deviceAuthRoutes } from './device/auth.ts';
 import { keepRawBody } from './device/body.ts';
@@ -46,7 +46,6 @@ export async function rdfmPlugin(app: FastifyInstance, options: RdfmOptions): Pr
     const fleet = toFleetError(error as Error);
     if (fleet.code === 'internal') request.log.error({ err: error }, 'RDFM request failed');
     else request.log.info({ code: fleet.code, message: fleet.message }, 'RDFM request refused');
-    closeIfBodyUnread(request, reply);
     const message = fleet.code === 'validation_failed' ? `schema validation failed: ${fleet.message}` : fleet.code === 'internal' ? 'internal server error' : fleet.message;
     return reply.status(fleet.httpStatus).type('application/json').send(errorBody(message));
   });

@@ -29,7 +29,11 @@ export async function multipartPartRoutes(app: FastifyInstance, { services }: Rd
     if (declared > grant.part.partSize) throw new FleetError('payload_too_large', `A part is at most ${grant.part.partSize} bytes`);
     // No body at all (an empty part) reaches no parser.
     const content = request.body instanceof Readable ? request.body : Readable.from([]);
-    const stored = await services.filePulls.storePart(grant, content);
+    const stored = await services.filePulls.storePart(grant, content).catch((error: unknown) => {
+      // Cut off at its size while it streamed: what the device still sends is no next request.
+      if (!request.raw.complete) reply.header('connection', 'close');
+      throw error;
+    });
     return reply.header('etag', `"${stored.sha256}"`).send('');
   });
 }
