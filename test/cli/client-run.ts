@@ -106,3 +106,10 @@ export function useClientServer(take: (started: { server: TestServer; cli: Clien
     await server?.close();
   });
 }
+
+/** A device of the admin's organization, made through the API; its id. */
+export async function createDevice(server: TestServer, name: string, tags: string[] = []): Promise<string> {
+  const made = await request(server.url, 'POST', `/api/orgs/${server.admin.orgId}/devices`, { token: server.admin.token, body: { name, tags, model: 'Pro 1' } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  return made.body.id;
+}
