@@ -1,22 +1,5 @@
-// The part of autocannon's programmatic API the benchmarks use (the package ships no types).
+// The result autocannon prints with --json, as the benchmarks read it (the package ships no types).
 declare module 'autocannon' {
-  import type { EventEmitter } from 'node:events';
-
-  interface Options {
-    url: string;
-    connections?: number;
-    pipelining?: number;
-    /** Seconds. */
-    duration?: number;
-    /** Seconds to wait for a response. */
-    timeout?: number;
-    method?: string;
-    headers?: Record<string, string>;
-    body?: string | Buffer;
-    expectBody?: string;
-    title?: string;
-  }
-
   interface Histogram {
     average: number;
     mean: number;
@@ -50,12 +33,5 @@ declare module 'autocannon' {
     statusCodeStats: Record<string, { count: number }>;
   }
 
-  interface Instance extends EventEmitter, PromiseLike<Result> {
-    stop(): void;
-  }
-
-  function autocannon(options: Options): Instance;
-
-  export type { Options, Result, Histogram, Instance };
-  export default autocannon;
+  export type { Result, Histogram };
 }

@@ -2,8 +2,8 @@
 // with an API key and with a JWT access token, against a bare node:http server answering the same
 // JSON bytes, in the same run. Target: fleetd serves at least half the bare server's requests/s.
 //
-// fleetd and the bare server are child processes, so the load generator (autocannon, in this
-// process) never shares their event loop. fleetd runs as shipped: `node bin/fleetd.js serve`
+// fleetd, the bare server and the load generator (autocannon) are child processes of their own, so
+// none shares another's event loop. fleetd runs as shipped: `node bin/fleetd.js serve`
 // on SQLite in a temporary folder, with the admin made by `fleetd admin create`.
 import { join } from 'node:path';
 import { benchAdmin, type Benchmark, callApi, type Child, cleanEnv, freePort, type LoadResult, makeTempDir, measure, removeTempDir, repoRoot, type Settings, startChild, startFleetdNode, table, waitForHttp } from './support.ts';

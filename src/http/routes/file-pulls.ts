@@ -6,6 +6,7 @@ import type { Hub } from '../../hub/hub.ts';
 import type { Services } from '../../services/index.ts';
 import { actorOf } from '../access.ts';
 import { baseUrlOf } from '../base-url.ts';
+import { discardRest } from '../discard-rest.ts';
 import { sendContent } from '../ranged-content.ts';
 import { authErrors, errors, Nullable, Timestamp } from '../schemas.ts';
 import { callingDevice } from './device-self.ts';
@@ -138,7 +139,10 @@ export const filePullRoutes: FastifyPluginAsyncTypebox<{ services: Services; hub
       async (request) => {
         const device = callingDevice(request);
         const length = request.headers['content-length'];
-        return filePulls.receive(device, request.params.pullId, request.raw, length === undefined ? undefined : Number(length));
+        return filePulls.receive(device, request.params.pullId, request.raw, length === undefined ? undefined : Number(length)).catch((error: unknown) => {
+          discardRest(request.raw);
+          throw error;
+        });
       },
     );
   });

@@ -65,8 +65,9 @@ const tooLarge = (max: number) => new FleetError('payload_too_large', `The file 
 
 /**
  * Passes `content` on, failing with `tooLargeError` once more than `max` bytes went through: the
- * blob write then stops and leaves nothing. The rest of `content` is read and dropped rather than
- * destroyed, so that a request body too large still gets its answer on a connection that lives on.
+ * blob write then stops and leaves nothing. `content` itself is left as it is, not destroyed: an
+ * HTTP route then reads and drops the rest of the request (http/discard-rest.ts), so that the
+ * client still gets its answer.
  */
 function capped(content: Readable, max: number, tooLargeError: () => FleetError): Readable {
   return Readable.from(
@@ -74,10 +75,7 @@ function capped(content: Readable, max: number, tooLargeError: () => FleetError)
       let received = 0;
       for await (const chunk of content.iterator({ destroyOnReturn: false })) {
         received += (chunk as Buffer).length;
-        if (received > max) {
-          content.resume();
-          throw tooLargeError();
-        }
+        if (received > max) throw tooLargeError();
         yield chunk as Buffer;
       }
     })(),

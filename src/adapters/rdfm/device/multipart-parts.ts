@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { FleetError, forbidden } from '../../../core/errors.ts';
+import { discardRest } from '../../../http/discard-rest.ts';
 import type { RdfmOptions } from '../plugin.ts';
 
 /** RDFM's local driver names a part `<upload>.<number>`: here the pull id and the part's number, from 1. */
@@ -30,8 +31,7 @@ export async function multipartPartRoutes(app: FastifyInstance, { services }: Rd
     // No body at all (an empty part) reaches no parser.
     const content = request.body instanceof Readable ? request.body : Readable.from([]);
     const stored = await services.filePulls.storePart(grant, content).catch((error: unknown) => {
-      // Cut off at its size while it streamed: what the device still sends is no next request.
-      if (!request.raw.complete) reply.header('connection', 'close');
+      discardRest(request.raw);
       throw error;
     });
     return reply.header('etag', `"${stored.sha256}"`).send('');
