@@ -34,7 +34,7 @@ const throttlePruneIntervalMs = 10 * 60_000;
 
 /** Opens the store and the bus, migrates the store, and serves the API until `close()`. */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const store = openStore(config.database);
+  const store = openStore(config.database, { checkpointThread: { logger: logger.child({ component: 'store' }) } });
   const bus = await openBus(config.bus, logger.child({ component: 'bus' })).catch(async (error: unknown) => {
     await store.close();
     throw error;

@@ -4,7 +4,9 @@ import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, sql, type Dialect, type MigrationProvider, type Transaction } from 'kysely';
 import pg from 'pg';
 import { FleetError } from '../core/errors.ts';
+import type { Logger } from '../log.ts';
 import { migrations } from './migrations/index.ts';
+import { SqliteCheckpoints } from './sqlite-checkpoints.ts';
 import { FleetSqliteDialect } from './sqlite-driver.ts';
 import type { Database } from './schema.ts';
 
@@ -44,16 +46,25 @@ function storeKind(url: string): StoreKind {
   throw new FleetError('validation_failed', `Unsupported database URL ${JSON.stringify(url)}: use sqlite:PATH or postgres://...`);
 }
 
-function sqliteDialect(url: string): FleetSqliteDialect {
+export interface StoreOptions {
+  /**
+   * SQLite in a file: checkpoint its write-ahead log on a thread of its own (sqlite-checkpoints.ts),
+   * reporting a failure of that thread here. For a server; a short CLI command does without.
+   */
+  checkpointThread?: { logger: Logger };
+}
+
+function sqliteDialect(url: string, options: StoreOptions): { dialect: FleetSqliteDialect; checkpoints?: SqliteCheckpoints } {
   const path = url.slice('sqlite:'.length);
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const database = new SqliteDatabase(path);
   database.pragma('journal_mode = WAL');
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
-  // Another process (the CLI beside a running server) may hold the write lock for a moment.
+  // Another process (the CLI beside a running server) or a checkpoint may hold the write lock for a moment.
   database.pragma('busy_timeout = 5000');
-  return new FleetSqliteDialect(database);
+  const checkpoints = options.checkpointThread && path !== ':memory:' ? new SqliteCheckpoints(database, path, options.checkpointThread.logger) : undefined;
+  return { dialect: new FleetSqliteDialect(database), checkpoints };
 }
 
 // bigint columns hold milliseconds since the epoch, far below 2^53: numbers, as SQLite gives them, not text.
@@ -68,9 +79,9 @@ function postgresDialect(url: string): Dialect {
 
 const migrationProvider: MigrationProvider = { getMigrations: async () => migrations };
 
-export function openStore(url: string): Store {
+export function openStore(url: string, options: StoreOptions = {}): Store {
   const kind = storeKind(url);
-  const sqlite = kind === 'sqlite' ? sqliteDialect(url) : undefined;
+  const { dialect: sqlite, checkpoints } = kind === 'sqlite' ? sqliteDialect(url, options) : { dialect: undefined, checkpoints: undefined };
   const db = new Kysely<Database>({ dialect: sqlite ?? postgresDialect(url) });
   const migrator = new Migrator({ db, provider: migrationProvider });
   const commitListeners: Array<() => void> = [];
@@ -100,7 +111,11 @@ export function openStore(url: string): Store {
     async ping() {
       await sql`select 1`.execute(db);
     },
-    close: () => db.destroy(),
+    async close() {
+      // The thread's connection goes first: the last one to close checkpoints the log and removes it.
+      await checkpoints?.stop();
+      await db.destroy();
+    },
   };
 }
 
