@@ -10,6 +10,7 @@ import * as rdfmIds from './0008_rdfm_ids.ts';
 import * as sequenceRevisions from './0009_sequence_revisions.ts';
 import * as valuesWithoutForeignKeys from './0010_values_without_foreign_keys.ts';
 import * as filePullParts from './0011_file_pull_parts.ts';
+import * as clusteredSeriesTables from './0012_clustered_series_tables.ts';
 
 /** Every migration, in order. A name, once released, never changes: databases record it. */
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0009_sequence_revisions': sequenceRevisions,
   '0010_values_without_foreign_keys': valuesWithoutForeignKeys,
   '0011_file_pull_parts': filePullParts,
+  '0012_clustered_series_tables': clusteredSeriesTables,
 };
