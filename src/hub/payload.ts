@@ -14,7 +14,8 @@ const maxDepth = 64;
  * out, as JSON does; anywhere else it is refused.
  */
 export function encodePayload(value: unknown, maxPayload: number, name: 'payload' | 'reply' = 'payload'): string {
-  checkJsonValue(value, name, new Set(), 0);
+  const problem = findNotJson(value, new Set(), 0);
+  if (problem) throw badRequest(`${name}${problem.where} is ${problem.what}: bus messages are JSON values (null, boolean, finite number, text, array, plain object)`);
   const text = JSON.stringify(value);
   const bytes = Buffer.byteLength(text);
   if (bytes > maxPayload) {
@@ -27,37 +28,40 @@ export function decodePayload(text: string): JsonValue {
   return JSON.parse(text) as JsonValue;
 }
 
-function checkJsonValue(value: unknown, path: string, ancestors: Set<object>, depth: number): void {
+/** Where in `value` (a path such as `.updates.entries[3]`) and what is not a JSON value, or undefined. The path is put together only for a value refused. */
+function findNotJson(value: unknown, ancestors: Set<object>, depth: number): { where: string; what: string } | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return;
+      return undefined;
     case 'number':
-      if (!Number.isFinite(value)) throw notJson(path, `${String(value)}, not a finite number`);
-      return;
+      return Number.isFinite(value) ? undefined : { where: '', what: `${String(value)}, not a finite number` };
     case 'object':
       break;
     case 'undefined':
-      throw notJson(path, 'undefined');
+      return { where: '', what: 'undefined' };
     default:
-      throw notJson(path, `a ${typeof value}`);
+      return { where: '', what: `a ${typeof value}` };
   }
-  if (value === null) return;
-  if (depth >= maxDepth) throw notJson(path, `nested deeper than ${maxDepth} levels`);
-  if (ancestors.has(value)) throw notJson(path, 'a reference to one of its own containers (a cycle)');
+  if (value === null) return undefined;
+  if (depth >= maxDepth) return { where: '', what: `nested deeper than ${maxDepth} levels` };
+  if (ancestors.has(value)) return { where: '', what: 'a reference to one of its own containers (a cycle)' };
   ancestors.add(value);
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) checkJsonValue(value[i], `${path}[${i}]`, ancestors, depth + 1);
+    for (let i = 0; i < value.length; i++) {
+      const problem = findNotJson(value[i], ancestors, depth + 1);
+      if (problem) return { where: `[${i}]${problem.where}`, what: problem.what };
+    }
   } else {
     const prototype = Object.getPrototypeOf(value) as object | null;
-    if (prototype !== Object.prototype && prototype !== null) throw notJson(path, `a ${(value as object).constructor?.name ?? 'class instance'}, not a plain object`);
-    for (const [key, member] of Object.entries(value)) {
-      if (member !== undefined) checkJsonValue(member, `${path}.${key}`, ancestors, depth + 1);
+    if (prototype !== Object.prototype && prototype !== null) return { where: '', what: `a ${(value as object).constructor?.name ?? 'class instance'}, not a plain object` };
+    for (const key in value) {
+      const member = (value as Record<string, unknown>)[key];
+      if (member === undefined || !Object.hasOwn(value, key)) continue;
+      const problem = findNotJson(member, ancestors, depth + 1);
+      if (problem) return { where: `.${key}${problem.where}`, what: problem.what };
     }
   }
   ancestors.delete(value);
-}
-
-function notJson(path: string, what: string): FleetError {
-  return badRequest(`${path} is ${what}: bus messages are JSON values (null, boolean, finite number, text, array, plain object)`);
+  return undefined;
 }
