@@ -14,6 +14,8 @@ export interface TestServer {
   url: string;
   /** The URL of the server's database, for starting more nodes on it. */
   databaseUrl: string;
+  /** The server's data folder (its blobs are in `blobs`). */
+  data: string;
   services: Services;
   server: RunningServer;
   /** A system admin created with the server, who owns organization `default`. */
@@ -40,6 +42,7 @@ export async function startTestServer(backend: Backend, overrides: Partial<Recor
     return {
       url: server.url,
       databaseUrl: database.url,
+      data,
       services,
       server,
       admin: { email, password: adminPassword, token: tokens.accessToken, userId: user.id, orgId: org.id },

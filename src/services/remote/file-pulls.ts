@@ -229,12 +229,21 @@ export class FilePulls {
 
   /**
    * Stores a part its grant allows, streamed, at most the grant's part size (413 above it, with the
-   * part as it was before). A part sent again replaces the one before.
+   * part as it was before). A part sent again replaces the one before. A part that finishes after
+   * its pull ended (timed out while it streamed) is removed again and refused (409): the sweep that
+   * ended the pull removed the parts stored before it, and this one came too late for it.
    */
   async storePart(grant: Required<PullGrant>, content: Readable): Promise<StoredBlob> {
     const { partSize } = grant.part;
     const partTooLarge = () => new FleetError('payload_too_large', `A part is at most ${partSize} bytes`);
-    return this.#blobs.putStream(pullPartKey(grant.orgId, grant.pullId, grant.part.number), capped(content, partSize, partTooLarge));
+    const key = pullPartKey(grant.orgId, grant.pullId, grant.part.number);
+    const stored = await this.#blobs.putStream(key, capped(content, partSize, partTooLarge));
+    const pull = await this.#store.db.selectFrom('file_pulls').select('status').where('id', '=', grant.pullId).executeTakeFirst();
+    if (pull?.status !== 'pending') {
+      await this.#blobs.delete(key);
+      throw conflict(`The pull is ${pull?.status ?? 'gone'}: it takes no upload`);
+    }
+    return stored;
   }
 
   #pulledFile(row: PullRow): PulledFile {

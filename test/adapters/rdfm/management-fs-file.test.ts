@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { RdfmIds } from '../../../src/adapters/rdfm/ids.ts';
 import { pullPartKey as partKey } from '../../../src/services/remote/file-pulls.ts';
@@ -182,6 +184,26 @@ for (const backend of await backends()) {
       assert.deepEqual((await answer).body, { status: -1, url: '' });
       assert.equal((await pullOf(probe.id)).error, `the device sent no file within ${timeout} s`);
       for (const n of [1, 2, 3]) assert.equal(await server.services.blobs.stat(partKey(server.admin.orgId, probe.id, n)), undefined);
+    });
+
+    it('removes a part that was still streaming when its pull timed out, and refuses it', async () => {
+      const answer = admin({ file: '/var/log/syslog' });
+      const probe = await next('fs_file_probe');
+      socket.send({ method: 'fs_file_probe_reply', id: probe.id, status: 0, size: 12 * MiB });
+      const { upload_urls: urls } = await next('fs_file_download');
+      const body = new PassThrough();
+      const upload = fetch(urls[0], { method: 'PUT', body: Readable.toWeb(body) as ReadableStream, duplex: 'half' } as RequestInit);
+      body.write(Buffer.alloc(MiB));
+      // Once the part streams into blob storage, past the checks made before.
+      const streaming = join(server.data, 'blobs', '.tmp');
+      await eventually(async () => (existsSync(streaming) ? readdirSync(streaming).filter((name) => name.endsWith('.tmp')).length : 0), (count) => count > 0, 'the part streaming');
+      assert.equal(await server.services.filePulls.sweepTimeouts(Date.now() + 601 * 1000), 1);
+      assert.deepEqual((await answer).body, { status: -1, url: '' });
+      body.end(Buffer.alloc(MiB));
+      const refused = await upload;
+      assert.equal(refused.status, 409);
+      assert.match(((await refused.json()) as { error: string }).error, /failed: it takes no upload/);
+      assert.equal(await server.services.blobs.stat(partKey(server.admin.orgId, probe.id, 1)), undefined);
     });
 
     it('refuses a device without filesystem, an offline one, viewers, other organizations, no token and a bad body', async () => {
