@@ -23,7 +23,7 @@ describe('fleetd (the program)', () => {
 
   // Some forty starts of the program, two CPU seconds each: more than the default time of a test on two cores.
   it('--help of the program and of every command lists its options and subcommands, and exits 0', { timeout: 300_000 }, async () => {
-    const all = commandPaths(buildProgram());
+    const all = commandPaths(await buildProgram());
     const names = all.map((c) => c.path.join(' '));
     for (const name of ['', 'serve', 'migrate', 'config', 'admin', 'admin create', 'devices list', 'packages upload', 'groups policy', 'deployments status']) {
       assert.ok(names.includes(name), `fleetd ${name} is a command`);
