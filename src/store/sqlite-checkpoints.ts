@@ -5,7 +5,7 @@ import type { Logger } from '../log.ts';
 export interface CheckpointSettings {
   /** How often the thread copies new log pages into the database file. */
   intervalMs: number;
-  /** Log length (pages) from which the log is started over once all of it is copied. */
+  /** Log length (pages) from which the thread starts the log over after its copy. */
   restartPages: number;
   /** How long a restart waits for the connection's transaction and readers before trying again later. */
   restartWaitMs: number;
